@@ -1,0 +1,82 @@
+//! The key-value engine under the store: the only file that names sled.
+//!
+//! Everything above it sees ordered byte keys, atomic batches and an
+//! explicit flush, so the engine could be swapped without touching the rest.
+
+use std::path::Path;
+
+use super::StoreError;
+
+/// An ordered, crash-safe key-value map (sled underneath).
+#[derive(Debug)]
+pub struct Kv {
+    db: sled::Db,
+}
+
+/// A set of writes applied atomically.
+#[derive(Debug, Default)]
+pub struct KvBatch {
+    inner: sled::Batch,
+}
+
+impl KvBatch {
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.inner.insert(key, value);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) {
+        self.inner.remove(key);
+    }
+}
+
+fn engine(e: sled::Error) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+impl Kv {
+    pub fn open(path: &Path, cache_capacity: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity)
+            .mode(sled::Mode::LowSpace)
+            // Durability is ours to decide: the store flushes after each seal.
+            .flush_every_ms(None)
+            .open()
+            .map_err(engine)?;
+        Ok(Self { db })
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key).map_err(engine)?.map(|v| v.to_vec()))
+    }
+
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.db.insert(key, value).map_err(engine)?;
+        Ok(())
+    }
+
+    pub fn apply(&self, batch: KvBatch) -> Result<(), StoreError> {
+        self.db.apply_batch(batch.inner).map_err(engine)
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(engine)?;
+        Ok(())
+    }
+
+    /// Every pair whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.db
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine))
+    }
+
+    /// What the engine occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(engine)
+    }
+}

@@ -1,0 +1,988 @@
+//! The embedded time-series store: series index, heads, chunks, rollups,
+//! retention. The only module that touches sled (through [`kv`]).
+//!
+//! It knows nothing of collectors, detectors or exporters: it takes series
+//! descriptions and samples, and answers range queries.
+//!
+//! # Design constraints
+//!
+//! - Appends are cheap and never wait on the disk: a sample goes into its
+//!   series' in-memory head (already compressed) and into a write buffer.
+//! - At most one flush interval of accepted samples may be lost to a crash:
+//!   [`Store::flush`] writes the buffer to the write-ahead log and syncs it.
+//! - Time is cut into raw windows (30 minutes by default). When a sample of a
+//!   later window arrives, or the window is over by the wall clock, every head
+//!   is sealed into an immutable chunk, the rollups reached so far are written
+//!   with it in one atomic batch, and the log starts afresh.
+//! - The store always opens again: torn log records are dropped (they were
+//!   never acknowledged), chunks that fail to decode are reported and skipped.
+//! - Data written by an unknown format version is refused, not guessed at.
+//!
+//! # On disk
+//!
+//! ```text
+//! <data_dir>/LOCK                 advisory lock, names the holder
+//! <data_dir>/wal/<n>.wal          write-ahead log of the current window (see wal.rs)
+//! <data_dir>/db/                  sled; one tree, keys by first byte:
+//!
+//!   'M' "format"                  -> u32le  FORMAT_VERSION (refused if unknown)
+//!   'M' "sealed_until"            -> i64le  every sample before it is in a chunk
+//!   'S' series:u32be              -> JSON SeriesDesc (name, labels, kind, unit, precision)
+//!   'H' series:u32be              -> snapshot: last timestamp, counter state, the
+//!                                    rollup chunks being built and their open intervals
+//!   'C' tier:u8 window:u64be series:u32be first_ts:u64be -> chunk (see codec.rs)
+//!        tier 0 raw samples,   window 30 min (more than one chunk if the agent restarted)
+//!        tier 1 1-minute rows, window 6 h    (min, max, sum, count, last, span)
+//!        tier 2 1-hour rows,   window 7 d
+//!        timestamps as u64be are offset by 2^63 so that key order is time order
+//! ```
+//!
+//! Each tier has its own retention by age, and the data directory a total
+//! budget: over it, the oldest window of the finest tier that has more than
+//! one goes first (detail is given up before history).
+
+pub mod codec;
+mod kv;
+mod lock;
+mod query;
+mod series;
+mod wal;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use thiserror::Error;
+use tracing::{debug, info, warn};
+use ward_shared::{Sample, SeriesDesc, SeriesId, SeriesKey, TimestampMs};
+
+pub use query::{Aggregation, Point, Query};
+pub use series::{TIER_1H, TIER_1M, Tier};
+
+use codec::{decode_chunk, round_to};
+use kv::{Kv, KvBatch};
+use lock::DirLock;
+use series::{ROLLUP_TIERS, SeriesState, floor_to};
+use wal::Wal;
+
+/// The on-disk format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+const META_FORMAT: &[u8] = b"Mformat";
+const META_SEALED: &[u8] = b"Msealed_until";
+const LATE_GRACE_MS: i64 = 60_000;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error(
+        "data directory {dir} is in use by {holder}; stop that agent or give this one another --data-dir"
+    )]
+    Locked { dir: PathBuf, holder: String },
+    #[error(
+        "{what} was written in format version {found}, and this build reads version {supported}; use a matching ward-agent or move the data directory aside"
+    )]
+    UnknownFormat {
+        what: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("series {0} is not in the index")]
+    UnknownSeries(SeriesId),
+    #[error("series {key} is already registered as a {existing:?} in {unit:?}")]
+    SeriesConflict {
+        key: SeriesKey,
+        existing: ward_shared::MetricKind,
+        unit: String,
+    },
+    #[error("a per-second rate needs a counter, and {0} is a gauge")]
+    RateOfGauge(SeriesKey),
+    #[error("bad store options: {0}")]
+    BadOptions(String),
+}
+
+/// How the store is sized and how long it keeps things.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Span of a raw window (one chunk per series). A multiple of a minute
+    /// that divides an hour.
+    pub raw_window: Duration,
+    pub raw_retention: Duration,
+    pub minute_retention: Duration,
+    pub hour_retention: Duration,
+    /// Total bytes of chunks, snapshots and log that the store may keep.
+    pub disk_budget: u64,
+    /// sled's page cache.
+    pub cache_capacity: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            raw_window: Duration::from_secs(30 * 60),
+            raw_retention: Duration::from_secs(7 * 86_400),
+            minute_retention: Duration::from_secs(90 * 86_400),
+            hour_retention: Duration::from_secs(730 * 86_400),
+            disk_budget: 1 << 30,
+            cache_capacity: 8 << 20,
+        }
+    }
+}
+
+/// What one append did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppendReport {
+    pub accepted: u64,
+    /// Samples at or before their series' last timestamp, or in a sealed window.
+    pub out_of_order: u64,
+    pub unknown_series: u64,
+}
+
+/// What a maintenance pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub sealed: bool,
+    pub windows_expired: u64,
+    pub windows_evicted_for_budget: u64,
+    pub bytes_freed: u64,
+}
+
+/// Counters and sizes, for the agent's status.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoreStats {
+    pub series: u64,
+    pub samples_accepted: u64,
+    pub samples_out_of_order: u64,
+    pub samples_unknown_series: u64,
+    pub wal_records_dropped: u64,
+    pub chunks_unreadable: u64,
+    pub seals: u64,
+    /// Chunks, snapshots and log: what the disk budget counts.
+    pub stored_bytes: u64,
+    /// What sled occupies on disk, free pages included.
+    pub engine_bytes: u64,
+    /// Bytes held in memory by heads and rollups being built.
+    pub head_bytes: u64,
+    pub pending_samples: u64,
+}
+
+fn be_ts(ts: i64) -> [u8; 8] {
+    ((ts as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn from_be_ts(b: &[u8]) -> i64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&b[..8]);
+    (u64::from_be_bytes(raw) ^ (1 << 63)) as i64
+}
+
+fn chunk_prefix(tier: u8, window: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(22);
+    k.push(b'C');
+    k.push(tier);
+    k.extend_from_slice(&be_ts(window));
+    k
+}
+
+fn series_chunk_prefix(tier: u8, window: i64, series: SeriesId) -> Vec<u8> {
+    let mut k = chunk_prefix(tier, window);
+    k.extend_from_slice(&series.0.to_be_bytes());
+    k
+}
+
+fn chunk_key(tier: u8, window: i64, series: SeriesId, first_ts: i64) -> Vec<u8> {
+    let mut k = series_chunk_prefix(tier, window, series);
+    k.extend_from_slice(&be_ts(first_ts));
+    k
+}
+
+fn id_key(tag: u8, series: SeriesId) -> [u8; 5] {
+    let b = series.0.to_be_bytes();
+    [tag, b[0], b[1], b[2], b[3]]
+}
+
+/// The embedded time-series store of one data directory.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    opts: StoreOptions,
+    kv: Kv,
+    wal: Wal,
+    index: HashMap<SeriesKey, SeriesId>,
+    series: Vec<SeriesState>,
+    window_ms: i64,
+    /// Start of the raw window the heads belong to, once a sample arrived.
+    window: Option<i64>,
+    sealed_until: i64,
+    /// Bytes of chunks per (tier, window).
+    sizes: BTreeMap<(u8, i64), u64>,
+    snapshot_bytes: HashMap<SeriesId, u64>,
+    /// New series since the engine was last flushed.
+    index_dirty: bool,
+    stats: StoreStats,
+    chunks_unreadable: AtomicU64,
+    _lock: DirLock,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, replaying its log.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+        let window_ms = i64::try_from(opts.raw_window.as_millis()).unwrap_or(i64::MAX);
+        if window_ms <= 0 || window_ms % 60_000 != 0 || 3_600_000 % window_ms != 0 {
+            return Err(StoreError::BadOptions(format!(
+                "raw window {:?} must be a whole number of minutes that divides an hour",
+                opts.raw_window
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let lock = DirLock::acquire(dir)?;
+        let kv = Kv::open(&dir.join("db"), opts.cache_capacity)?;
+        match kv.get(META_FORMAT)? {
+            None => {
+                if kv.scan_prefix(b"").next().is_some() {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} holds data but no format version",
+                        dir.display()
+                    )));
+                }
+                kv.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+                kv.flush()?;
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_slice())
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| StoreError::Corrupt("format version is not 4 bytes".into()))?;
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::UnknownFormat {
+                        what: format!("data directory {}", dir.display()),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+        }
+        let sealed_until = match kv.get(META_SEALED)? {
+            Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                .map(i64::from_le_bytes)
+                .map_err(|_| StoreError::Corrupt("sealed_until is not 8 bytes".into()))?,
+            None => i64::MIN,
+        };
+
+        let (wal, replay) = Wal::open(&dir.join("wal"))?;
+        let mut store = Self {
+            dir: dir.to_path_buf(),
+            opts,
+            wal,
+            kv,
+            index: HashMap::new(),
+            series: Vec::new(),
+            window_ms,
+            window: None,
+            sealed_until,
+            sizes: BTreeMap::new(),
+            snapshot_bytes: HashMap::new(),
+            index_dirty: false,
+            stats: StoreStats::default(),
+            chunks_unreadable: AtomicU64::new(0),
+            _lock: lock,
+        };
+        store.load_index()?;
+        store.load_sizes()?;
+        store.stats.wal_records_dropped = replay.bad_records;
+        if replay.bad_records > 0 {
+            warn!(
+                records = replay.bad_records,
+                "dropped torn or corrupt write-ahead log records"
+            );
+        }
+        let replayed = replay.samples.len();
+        for s in &replay.samples {
+            store.append_one(s, false)?;
+        }
+        info!(
+            dir = %store.dir.display(),
+            series = store.series.len(),
+            replayed,
+            "store opened"
+        );
+        Ok(store)
+    }
+
+    fn load_index(&mut self) -> Result<(), StoreError> {
+        for item in self.kv.scan_prefix(b"S") {
+            let (k, v) = item?;
+            let id = u32::from_be_bytes(
+                k[1..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("series key is not 5 bytes".into()))?,
+            );
+            if id as usize != self.series.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "series ids are not dense: expected {}, found {id}",
+                    self.series.len()
+                )));
+            }
+            let desc: SeriesDesc = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt(format!("series {id}: {e}")))?;
+            self.index.insert(desc.key.clone(), SeriesId(id));
+            self.series.push(SeriesState::new(desc));
+        }
+        for item in self.kv.scan_prefix(b"H") {
+            let (k, v) = item?;
+            let id = k
+                .get(1..5)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("snapshot key is not 5 bytes".into()))?;
+            let Some(state) = self.series.get_mut(id as usize) else {
+                return Err(StoreError::Corrupt(format!("snapshot for unknown series {id}")));
+            };
+            state
+                .restore(&v)
+                .map_err(|e| StoreError::Corrupt(format!("snapshot of series {id}: {e}")))?;
+            self.snapshot_bytes.insert(SeriesId(id), v.len() as u64 + 5);
+        }
+        self.stats.series = self.series.len() as u64;
+        Ok(())
+    }
+
+    fn load_sizes(&mut self) -> Result<(), StoreError> {
+        for item in self.kv.scan_prefix(b"C") {
+            let (k, v) = item?;
+            if k.len() != 22 {
+                return Err(StoreError::Corrupt("chunk key is not 22 bytes".into()));
+            }
+            *self.sizes.entry((k[1], from_be_ts(&k[2..10]))).or_default() +=
+                (k.len() + v.len()) as u64;
+        }
+        Ok(())
+    }
+
+    /// The id of a series, registering it on first sight.
+    pub fn register(&mut self, desc: SeriesDesc) -> Result<SeriesId, StoreError> {
+        if let Some(&id) = self.index.get(&desc.key) {
+            let existing = &self.series[id.0 as usize].desc;
+            if existing.kind != desc.kind || existing.unit != desc.unit {
+                return Err(StoreError::SeriesConflict {
+                    key: desc.key,
+                    existing: existing.kind,
+                    unit: existing.unit.clone(),
+                });
+            }
+            return Ok(id);
+        }
+        let id = SeriesId(self.series.len() as u32);
+        let json = serde_json::to_vec(&desc)
+            .map_err(|e| StoreError::Corrupt(format!("series description: {e}")))?;
+        self.kv.insert(&id_key(b'S', id), &json)?;
+        self.index_dirty = true;
+        self.index.insert(desc.key.clone(), id);
+        self.series.push(SeriesState::new(desc));
+        self.stats.series += 1;
+        Ok(id)
+    }
+
+    pub fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
+        self.index.get(key).copied()
+    }
+
+    pub fn describe(&self, id: SeriesId) -> Option<&SeriesDesc> {
+        self.series.get(id.0 as usize).map(|s| &s.desc)
+    }
+
+    /// Every series, in id order.
+    pub fn series(&self) -> impl Iterator<Item = (SeriesId, &SeriesDesc)> {
+        self.series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (SeriesId(i as u32), &s.desc))
+    }
+
+    /// Accepts samples; each must be later than its series' last one.
+    pub fn append(&mut self, samples: &[Sample]) -> Result<AppendReport, StoreError> {
+        let mut report = AppendReport::default();
+        for s in samples {
+            match self.append_one(s, true)? {
+                Accepted::Yes => report.accepted += 1,
+                Accepted::OutOfOrder => report.out_of_order += 1,
+                Accepted::UnknownSeries => report.unknown_series += 1,
+            }
+        }
+        self.stats.samples_accepted += report.accepted;
+        self.stats.samples_out_of_order += report.out_of_order;
+        self.stats.samples_unknown_series += report.unknown_series;
+        Ok(report)
+    }
+
+    fn append_one(&mut self, s: &Sample, log: bool) -> Result<Accepted, StoreError> {
+        let idx = s.series.0 as usize;
+        let Some(state) = self.series.get(idx) else {
+            return Ok(Accepted::UnknownSeries);
+        };
+        if s.ts < self.sealed_until || state.last_ts.is_some_and(|last| s.ts <= last) {
+            return Ok(Accepted::OutOfOrder);
+        }
+        let window = floor_to(s.ts, self.window_ms);
+        match self.window {
+            Some(current) if window > current => {
+                self.seal(window)?;
+                self.window = Some(window);
+            }
+            None => self.window = Some(window),
+            Some(_) => {}
+        }
+        let state = &mut self.series[idx];
+        let value = match state.desc.precision {
+            Some(digits) => round_to(s.value, digits),
+            None => s.value,
+        };
+        let mut done = Vec::new();
+        state.push(s.ts, value, &mut done);
+        debug_assert!(done.is_empty(), "rollup windows end only at seals");
+        if log {
+            self.wal.push(&Sample { value, ..*s });
+        }
+        Ok(Accepted::Yes)
+    }
+
+    /// Makes every accepted sample durable.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.index_dirty {
+            self.kv.flush()?;
+            self.index_dirty = false;
+        }
+        self.wal.flush()
+    }
+
+    /// Seals every head and every rollup interval that ends by `until` into
+    /// chunks, in one atomic batch, then starts a new log.
+    fn seal(&mut self, until: i64) -> Result<(), StoreError> {
+        let mut batch = KvBatch::default();
+        let mut done = Vec::new();
+        let mut chunks = 0u64;
+        for (i, state) in self.series.iter_mut().enumerate() {
+            let id = SeriesId(i as u32);
+            if let Some(first) = state.head.first_ts() {
+                let window = floor_to(first, self.window_ms);
+                let bytes = state.head.to_bytes();
+                let key = chunk_key(0, window, id, first);
+                *self.sizes.entry((0, window)).or_default() += (key.len() + bytes.len()) as u64;
+                batch.insert(&key, &bytes);
+                state.head = codec::ChunkEncoder::new(1, series::RAW_BLOCK);
+                chunks += 1;
+            }
+            state.close_rollups(until, &mut done);
+            for (tier, window, bytes) in done.drain(..) {
+                let key = chunk_key(tier, window, id, window);
+                *self.sizes.entry((tier, window)).or_default() += (key.len() + bytes.len()) as u64;
+                batch.insert(&key, &bytes);
+                chunks += 1;
+            }
+            if state.dirty {
+                let snap = state.snapshot();
+                self.snapshot_bytes.insert(id, snap.len() as u64 + 5);
+                batch.insert(&id_key(b'H', id), &snap);
+                state.dirty = false;
+            }
+        }
+        let sealed_until = until.max(self.sealed_until);
+        batch.insert(META_SEALED, &sealed_until.to_le_bytes());
+        self.kv.apply(batch)?;
+        self.kv.flush()?;
+        self.index_dirty = false;
+        self.wal.rotate()?;
+        self.sealed_until = sealed_until;
+        self.stats.seals += 1;
+        debug!(until, chunks, "sealed heads");
+        Ok(())
+    }
+
+    /// Seals everything accepted so far, so that it is all in chunks and the
+    /// log is empty. Samples older than the newest sealed one are refused after.
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        let Some(last) = self.series.iter().filter_map(|s| s.last_ts).max() else {
+            return Ok(());
+        };
+        if last >= self.sealed_until {
+            self.seal(last + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Seals a window the clock has left behind, drops data past its
+    /// retention, and keeps the store within its disk budget.
+    pub fn maintain(&mut self, now: TimestampMs) -> Result<MaintenanceReport, StoreError> {
+        let mut report = MaintenanceReport::default();
+        if let Some(window) = self.window
+            && now >= window + self.window_ms + LATE_GRACE_MS
+        {
+            self.seal(window + self.window_ms)?;
+            self.window = None;
+            report.sealed = true;
+        }
+        let retentions = [
+            self.opts.raw_retention,
+            self.opts.minute_retention,
+            self.opts.hour_retention,
+        ];
+        for (tier, retention) in retentions.iter().enumerate() {
+            let tier = tier as u8;
+            let span = self.tier_window_ms(tier);
+            let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            let expired: Vec<i64> = self
+                .sizes
+                .range((tier, i64::MIN)..(tier, i64::MAX))
+                .map(|(&(_, w), _)| w)
+                .filter(|&w| w.saturating_add(span) <= cutoff)
+                .collect();
+            for w in expired {
+                report.bytes_freed += self.drop_window(tier, w)?;
+                report.windows_expired += 1;
+            }
+        }
+        while self.stored_bytes() > self.opts.disk_budget {
+            let victim = (0..3u8).find_map(|tier| {
+                let mut windows = self.sizes.range((tier, i64::MIN)..(tier, i64::MAX));
+                let oldest = windows.next().map(|(&(_, w), _)| w);
+                windows.next().and(oldest).map(|w| (tier, w))
+            });
+            let Some((tier, w)) = victim else {
+                warn!(
+                    budget = self.opts.disk_budget,
+                    stored = self.stored_bytes(),
+                    "disk budget too small to hold even one window per tier"
+                );
+                break;
+            };
+            report.bytes_freed += self.drop_window(tier, w)?;
+            report.windows_evicted_for_budget += 1;
+        }
+        if report.windows_expired + report.windows_evicted_for_budget > 0 {
+            self.kv.flush()?;
+            info!(
+                expired = report.windows_expired,
+                evicted = report.windows_evicted_for_budget,
+                bytes = report.bytes_freed,
+                "dropped old data"
+            );
+        }
+        Ok(report)
+    }
+
+    fn tier_window_ms(&self, tier: u8) -> i64 {
+        match tier {
+            0 => self.window_ms,
+            t => ROLLUP_TIERS[usize::from(t) - 1].window_ms,
+        }
+    }
+
+    fn drop_window(&mut self, tier: u8, window: i64) -> Result<u64, StoreError> {
+        let mut batch = KvBatch::default();
+        for item in self.kv.scan_prefix(&chunk_prefix(tier, window)) {
+            batch.remove(&item?.0);
+        }
+        self.kv.apply(batch)?;
+        Ok(self.sizes.remove(&(tier, window)).unwrap_or(0))
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        self.sizes.values().sum::<u64>()
+            + self.snapshot_bytes.values().sum::<u64>()
+            + self.wal.bytes_on_disk()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            stored_bytes: self.stored_bytes(),
+            engine_bytes: self.kv.size_on_disk().unwrap_or(0),
+            head_bytes: self.series.iter().map(|s| s.heap_bytes() as u64).sum(),
+            pending_samples: self.wal.pending(),
+            chunks_unreadable: self.chunks_unreadable.load(Ordering::Relaxed),
+            ..self.stats.clone()
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Seals everything and flushes: what a clean shutdown calls.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        self.compact()?;
+        self.kv.flush()?;
+        info!(dir = %self.dir.display(), "store closed");
+        Ok(())
+    }
+
+    /// Raw chunks of `series` overlapping `[from, to]`, decoded, then the head.
+    fn raw_rows(
+        &self,
+        series: SeriesId,
+        from: i64,
+        to: i64,
+        mut each: impl FnMut(i64, f64),
+    ) -> Result<(), StoreError> {
+        let state = &self.series[series.0 as usize];
+        let first_window = floor_to(from, self.window_ms);
+        let windows: Vec<i64> = self
+            .sizes
+            .range((0, first_window)..=(0, to))
+            .map(|(&(_, w), _)| w)
+            .collect();
+        for w in windows {
+            for item in self.kv.scan_prefix(&series_chunk_prefix(0, w, series)) {
+                let (_, bytes) = item?;
+                self.each_row(&bytes, from, to, |ts, row| each(ts, row[0]))?;
+            }
+        }
+        if state.head.first_ts().is_some_and(|f| f <= to) {
+            let chunk = state
+                .head
+                .decode()
+                .map_err(|e| StoreError::Corrupt(format!("head of series {series}: {e}")))?;
+            for (i, &ts) in chunk.ts.iter().enumerate() {
+                if ts >= from && ts <= to {
+                    each(ts, chunk.cols[0][i]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rollup rows of `series` in `tier` starting within `[from, to]`.
+    fn rollup_rows(
+        &self,
+        series: SeriesId,
+        tier: u8,
+        from: i64,
+        to: i64,
+        mut each: impl FnMut(i64, &[f64]),
+    ) -> Result<(), StoreError> {
+        let state = &self.series[series.0 as usize];
+        let t = ROLLUP_TIERS[usize::from(tier) - 1];
+        let windows: Vec<i64> = self
+            .sizes
+            .range((tier, floor_to(from, t.window_ms))..=(tier, to))
+            .map(|(&(_, w), _)| w)
+            .collect();
+        for w in windows {
+            if let Some(bytes) = self.kv.get(&chunk_key(tier, w, series, w))? {
+                self.each_row(&bytes, from, to, &mut each)?;
+            }
+        }
+        let building = &state.tiers[usize::from(tier) - 1].enc;
+        if building.first_ts().is_some_and(|f| f <= to) {
+            let chunk = building
+                .decode()
+                .map_err(|e| StoreError::Corrupt(format!("rollup of series {series}: {e}")))?;
+            let mut row = [0.0; series::ROLLUP_COLS];
+            for (i, &ts) in chunk.ts.iter().enumerate() {
+                if ts >= from && ts <= to {
+                    for (slot, col) in row.iter_mut().zip(&chunk.cols) {
+                        *slot = col[i];
+                    }
+                    each(ts, &row);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn each_row(
+        &self,
+        bytes: &[u8],
+        from: i64,
+        to: i64,
+        mut each: impl FnMut(i64, &[f64]),
+    ) -> Result<(), StoreError> {
+        let chunk = match decode_chunk(bytes) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                // One bad chunk must not take the rest of the series down with it.
+                self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "skipping an unreadable chunk");
+                return Ok(());
+            }
+        };
+        let mut row = vec![0.0; chunk.cols.len()];
+        for (i, &ts) in chunk.ts.iter().enumerate() {
+            if ts < from {
+                continue;
+            }
+            if ts > to {
+                break;
+            }
+            for (slot, col) in row.iter_mut().zip(&chunk.cols) {
+                *slot = col[i];
+            }
+            each(ts, &row);
+        }
+        Ok(())
+    }
+
+    /// The oldest time a tier holds data for, if any.
+    fn oldest(&self, tier: u8) -> Option<i64> {
+        let on_disk = self
+            .sizes
+            .range((tier, i64::MIN)..(tier, i64::MAX))
+            .next()
+            .map(|(&(_, w), _)| w);
+        let in_memory = self
+            .series
+            .iter()
+            .filter_map(|s| match tier {
+                0 => s.head.first_ts(),
+                t => s.tiers[usize::from(t) - 1].enc.first_ts(),
+            })
+            .min();
+        on_disk.into_iter().chain(in_memory).min()
+    }
+}
+
+enum Accepted {
+    Yes,
+    OutOfOrder,
+    UnknownSeries,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ward_shared::{Labels, MetricKind};
+
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn opts() -> StoreOptions {
+        StoreOptions {
+            raw_window: Duration::from_secs(600),
+            ..StoreOptions::default()
+        }
+    }
+
+    fn key(name: &str) -> SeriesKey {
+        SeriesKey::new(name, Labels::default()).unwrap()
+    }
+
+    fn raw(store: &Store, id: SeriesId, start: i64, end: i64) -> Vec<(i64, f64)> {
+        store
+            .query(&Query {
+                series: id,
+                start,
+                end,
+                step: None,
+                agg: Aggregation::Last,
+            })
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.ts, p.value))
+            .collect()
+    }
+
+    fn stepped(store: &Store, id: SeriesId, start: i64, end: i64, step: i64, agg: Aggregation) -> Vec<(i64, f64)> {
+        store
+            .query(&Query {
+                series: id,
+                start,
+                end,
+                step: Some(step),
+                agg,
+            })
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.ts, p.value))
+            .collect()
+    }
+
+    #[test]
+    fn samples_survive_a_clean_restart_and_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let id = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        let samples: Vec<Sample> = (0..1500)
+            .map(|i| Sample { series: id, ts: i * 1000, value: (i % 17) as f64 })
+            .collect();
+        store.append(&samples[..1000]).unwrap();
+        store.close().unwrap();
+
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        assert_eq!(store.lookup(&key("g")), Some(id));
+        assert_eq!(raw(&store, id, 0, i64::MAX).len(), 1000);
+        store.append(&samples[1000..]).unwrap();
+        store.flush().unwrap();
+        drop(store); // no close: as if killed after the flush
+
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let got = raw(&store, id, 0, i64::MAX);
+        let want: Vec<(i64, f64)> = samples.iter().map(|s| (s.ts, s.value)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_second_open_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = Store::open(dir.path(), opts()).unwrap();
+        let err = Store::open(dir.path(), opts()).unwrap_err().to_string();
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_format_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), opts()).unwrap());
+        {
+            let kv = Kv::open(&dir.path().join("db"), 1 << 20).unwrap();
+            kv.insert(META_FORMAT, &7u32.to_le_bytes()).unwrap();
+            kv.flush().unwrap();
+        }
+        let err = Store::open(dir.path(), opts()).unwrap_err().to_string();
+        assert!(err.contains("format version 7"), "{err}");
+        assert!(err.contains("reads version 1"), "{err}");
+    }
+
+    #[test]
+    fn late_and_repeated_samples_are_counted_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let id = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        let s = |ts, value| Sample { series: id, ts, value };
+        let r = store
+            .append(&[s(1000, 1.0), s(1000, 2.0), s(500, 3.0), Sample { series: SeriesId(9), ts: 1, value: 0.0 }])
+            .unwrap();
+        assert_eq!(r, AppendReport { accepted: 1, out_of_order: 2, unknown_series: 1 });
+        assert_eq!(raw(&store, id, 0, 2000), vec![(1000, 1.0)]);
+    }
+
+    #[test]
+    fn precision_rounds_before_storing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let id = store
+            .register(SeriesDesc::gauge(key("u"), "1").with_precision(3))
+            .unwrap();
+        store.append(&[Sample { series: id, ts: 0, value: 0.123_456 }]).unwrap();
+        assert_eq!(raw(&store, id, 0, 0), vec![(0, 0.123)]);
+    }
+
+    #[test]
+    fn every_tier_gives_the_same_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        let c = store.register(SeriesDesc::counter(key("c"), "By", 0)).unwrap();
+        // Three hours at 1 s; the counter runs at 5/s with a reset at 01:30.
+        let mut batch = Vec::new();
+        for i in 0..(3 * 3600) {
+            let ts = i * 1000;
+            let counter = if i < 5400 { i * 5 } else { (i - 5400) * 5 };
+            batch.push(Sample { series: g, ts, value: ((i * 37) % 101) as f64 });
+            batch.push(Sample { series: c, ts, value: counter as f64 });
+        }
+        store.append(&batch).unwrap();
+        store.compact().unwrap();
+        let end = 3 * HOUR - 1;
+
+        // Hour buckets from the 1 h tier match the mean of the raw samples.
+        let hours = stepped(&store, g, 0, end, HOUR, Aggregation::Avg);
+        let minutes = stepped(&store, g, 0, end, MIN, Aggregation::Avg);
+        assert_eq!(hours.len(), 3);
+        assert_eq!(minutes.len(), 180);
+        for (h, &(ts, v)) in hours.iter().enumerate() {
+            let raw_mean = raw(&store, g, ts, ts + HOUR - 1).iter().map(|p| p.1).sum::<f64>() / 3600.0;
+            assert!((v - raw_mean).abs() < 1e-9, "hour {h}: {v} vs {raw_mean}");
+            let from_minutes = minutes[h * 60..(h + 1) * 60].iter().map(|p| p.1).sum::<f64>() / 60.0;
+            assert!((v - from_minutes).abs() < 1e-9);
+        }
+        let max = stepped(&store, g, 0, end, HOUR, Aggregation::Max);
+        assert_eq!(max, vec![(0, 100.0), (HOUR, 100.0), (2 * HOUR, 100.0)]);
+
+        // The counter's rate is 5/s in every bucket at every step. The reset
+        // to exactly 0 hides one second's increase, so the bucket holding it
+        // reads a little low, never negative or huge.
+        for step in [10_000, MIN, HOUR] {
+            let rates = stepped(&store, c, 0, end, step, Aggregation::Rate);
+            assert_eq!(rates.len() as i64, 3 * HOUR / step);
+            for (ts, rate) in rates {
+                if ts == floor_to(5_400_000, step) {
+                    assert!((4.5..5.0).contains(&rate), "step {step} at {ts}: {rate}");
+                } else {
+                    assert!((rate - 5.0).abs() < 1e-9, "step {step} at {ts}: {rate}");
+                }
+            }
+        }
+        assert!(matches!(
+            store.query(&Query { series: g, start: 0, end, step: None, agg: Aggregation::Rate }),
+            Err(StoreError::RateOfGauge(_))
+        ));
+    }
+
+    #[test]
+    fn the_newest_bucket_comes_from_finer_tiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        // 90 minutes and 30 seconds: no hour tier row yet for the second hour.
+        let batch: Vec<Sample> = (0..5430).map(|i| Sample { series: g, ts: i * 1000, value: 2.0 }).collect();
+        store.append(&batch).unwrap();
+        let hours = stepped(&store, g, 0, 2 * HOUR, HOUR, Aggregation::Avg);
+        assert_eq!(hours, vec![(0, 2.0), (HOUR, 2.0)]);
+        let last = stepped(&store, g, 0, 2 * HOUR, HOUR, Aggregation::Last);
+        assert_eq!(last[1], (HOUR, 2.0));
+    }
+
+    #[test]
+    fn retention_and_the_disk_budget_drop_the_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.raw_retention = Duration::from_secs(3600);
+        let mut store = Store::open(dir.path(), o).unwrap();
+        let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        let batch: Vec<Sample> = (0..(3 * 3600))
+            .map(|i| Sample { series: g, ts: i * 1000, value: (i % 1000) as f64 })
+            .collect();
+        store.append(&batch).unwrap();
+        store.compact().unwrap();
+        let report = store.maintain(3 * HOUR).unwrap();
+        assert_eq!(report.windows_expired, 12, "two hours of 10-minute windows");
+        let kept = raw(&store, g, 0, i64::MAX);
+        assert_eq!(kept.first().map(|p| p.0), Some(2 * HOUR));
+        // Older data is still there at minute resolution.
+        assert_eq!(stepped(&store, g, 0, HOUR - 1, MIN, Aggregation::Max).len(), 60);
+
+        // Squeeze the budget: raw windows go before any rollup.
+        store.opts.disk_budget = store.stored_bytes() - 1;
+        let report = store.maintain(3 * HOUR).unwrap();
+        assert_eq!(report.windows_evicted_for_budget, 1);
+        assert_eq!(raw(&store, g, 0, i64::MAX).first().map(|p| p.0), Some(2 * HOUR + 10 * MIN));
+        assert_eq!(stepped(&store, g, 0, HOUR - 1, MIN, Aggregation::Max).len(), 60);
+    }
+
+    #[test]
+    fn an_idle_window_is_sealed_by_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        store.append(&[Sample { series: g, ts: 1000, value: 1.0 }]).unwrap();
+        assert!(!store.maintain(2000).unwrap().sealed);
+        assert!(store.maintain(11 * MIN + 1000).unwrap().sealed);
+        assert_eq!(store.stats().pending_samples, 0);
+        assert_eq!(raw(&store, g, 0, i64::MAX), vec![(1000, 1.0)]);
+        let kind = store.describe(g).map(|d| d.kind);
+        assert_eq!(kind, Some(MetricKind::Gauge));
+    }
+}
