@@ -1,0 +1,661 @@
+//! The config file: what the user wrote, then what it resolves to.
+//!
+//! Owns parsing, environment overrides, defaults and validation; it opens
+//! nothing and starts nothing. Every key has a default, so an empty file (or
+//! none) is a valid config. Unknown keys are errors, and so are unknown
+//! `WARD_<SECTION>_<KEY>` variables for a known section.
+//!
+//! Step one, [`RawConfig`], is the file as written (after environment
+//! overrides): the doc comments on its fields are the user documentation.
+//! Step two, [`Config`], is what the agent runs with: durations, sizes and
+//! paths parsed and checked, with errors that name the key, the value and
+//! what was expected.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::store::StoreOptions;
+
+/// Why a config could not be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{origin}: {key} = {value:?} is not valid: expected {expected}")]
+    Invalid {
+        origin: String,
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error(
+        "environment variable {var} names no config key; keys of that section are set with: {known}"
+    )]
+    UnknownEnv { var: String, known: String },
+}
+
+// ---------------------------------------------------------------------------
+// Step one: what the user wrote
+
+/// The config file as written. Every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub agent: RawAgent,
+    pub store: RawStore,
+    pub log: RawLog,
+}
+
+/// `[agent]`: the daemon itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAgent {
+    /// How often collectors run, e.g. "1s", "500ms", "10s".
+    pub interval: String,
+    /// Where the store lives. Empty: the platform's data directory
+    /// (`$XDG_DATA_HOME/ward`, else `~/.local/share/ward`); packages set `/var/lib/ward`.
+    pub data_dir: String,
+    /// The host name reported with every series. Empty: the system's host name.
+    pub host_name: String,
+}
+
+impl Default for RawAgent {
+    fn default() -> Self {
+        Self {
+            interval: "1s".into(),
+            data_dir: String::new(),
+            host_name: String::new(),
+        }
+    }
+}
+
+/// `[store]`: the embedded time-series store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    /// How often accepted samples are made durable: a crash loses at most this much.
+    pub flush_interval: String,
+    /// How long samples are kept at full resolution.
+    pub raw_retention: String,
+    /// How long 1-minute rollups (min, max, sum, count, last) are kept.
+    pub minute_retention: String,
+    /// How long 1-hour rollups are kept.
+    pub hour_retention: String,
+    /// Most disk the store may use, e.g. "1GiB", "500MB"; the oldest data goes first.
+    pub disk_budget: String,
+    /// Memory for the storage engine's page cache, e.g. "8MiB".
+    pub cache_capacity: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            flush_interval: "1s".into(),
+            raw_retention: "7d".into(),
+            minute_retention: "90d".into(),
+            hour_retention: "730d".into(),
+            disk_budget: "1GiB".into(),
+            cache_capacity: "8MiB".into(),
+        }
+    }
+}
+
+/// `[log]`: the agent's own logs, on standard error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    /// "error", "warn", "info", "debug" or "trace".
+    pub level: String,
+    /// "text" for people, "json" for log shippers.
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Step two: what the agent runs with
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub agent: AgentConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub interval: Duration,
+    pub data_dir: PathBuf,
+    pub host_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub flush_interval: Duration,
+    pub options: StoreOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: tracing::Level,
+    pub format: LogFormat,
+}
+
+impl Config {
+    /// Reads `path` (or nothing: all defaults) with overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "built-in defaults".to_string()),
+        };
+        Self::parse(&text, &origin, env)
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let raw = RawConfig::parse(text, origin, env)?;
+        raw.resolve(origin, default_data_dir)
+    }
+}
+
+impl RawConfig {
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let syntax = |message: String| ConfigError::Syntax {
+            origin: origin.to_string(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax(e.to_string()))?;
+        apply_env(&mut table, env)?;
+        RawConfig::deserialize(table).map_err(|e| syntax(e.to_string()))
+    }
+
+    /// Checks every value; `home_data_dir` supplies the default data directory.
+    pub fn resolve(
+        &self,
+        origin: &str,
+        home_data_dir: impl FnOnce() -> Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, value: &str, expected: &str| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        };
+        let duration = |key: &str, value: &str, min: Duration, max: Duration| {
+            let expected = format!(
+                "a duration from {} to {}, such as \"1s\", \"500ms\", \"7d\" or \"1h30m\"",
+                fmt_duration(min),
+                fmt_duration(max)
+            );
+            match parse_duration(value) {
+                Some(d) if d >= min && d <= max => Ok(d),
+                _ => Err(invalid(key, value, &expected)),
+            }
+        };
+        let size = |key: &str, value: &str, min: u64| {
+            let expected = format!(
+                "a size of at least {} bytes, such as \"1GiB\", \"500MB\" or \"8MiB\"",
+                min
+            );
+            match parse_size(value) {
+                Some(n) if n >= min => Ok(n),
+                _ => Err(invalid(key, value, &expected)),
+            }
+        };
+        const MS: Duration = Duration::from_millis(1);
+        const HOUR: Duration = Duration::from_secs(3600);
+        const YEARS_10: Duration = Duration::from_secs(3650 * 86_400);
+
+        let interval = duration("agent.interval", &self.agent.interval, 100 * MS, HOUR)?;
+        let data_dir = if self.agent.data_dir.is_empty() {
+            home_data_dir().ok_or_else(|| {
+                invalid(
+                    "agent.data_dir",
+                    "",
+                    "a directory: neither $XDG_DATA_HOME nor $HOME is set, so there is no default",
+                )
+            })?
+        } else {
+            PathBuf::from(&self.agent.data_dir)
+        };
+        let host_name = if self.agent.host_name.is_empty() {
+            system_host_name()
+        } else {
+            self.agent.host_name.clone()
+        };
+
+        let s = &self.store;
+        let flush_interval = duration(
+            "store.flush_interval",
+            &s.flush_interval,
+            10 * MS,
+            60 * 1000 * MS,
+        )?;
+        let raw_retention = duration("store.raw_retention", &s.raw_retention, HOUR, YEARS_10)?;
+        let minute_retention = duration(
+            "store.minute_retention",
+            &s.minute_retention,
+            raw_retention,
+            YEARS_10,
+        )?;
+        let hour_retention = duration(
+            "store.hour_retention",
+            &s.hour_retention,
+            minute_retention,
+            YEARS_10,
+        )?;
+        let disk_budget = size("store.disk_budget", &s.disk_budget, 16 << 20)?;
+        let cache_capacity = size("store.cache_capacity", &s.cache_capacity, 1 << 20)?;
+
+        let level = match self.log.level.to_ascii_lowercase().as_str() {
+            "error" => tracing::Level::ERROR,
+            "warn" => tracing::Level::WARN,
+            "info" => tracing::Level::INFO,
+            "debug" => tracing::Level::DEBUG,
+            "trace" => tracing::Level::TRACE,
+            _ => {
+                return Err(invalid(
+                    "log.level",
+                    &self.log.level,
+                    "one of \"error\", \"warn\", \"info\", \"debug\", \"trace\"",
+                ));
+            }
+        };
+        let format = match self.log.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                return Err(invalid(
+                    "log.format",
+                    &self.log.format,
+                    "\"text\" or \"json\"",
+                ));
+            }
+        };
+
+        Ok(Config {
+            agent: AgentConfig {
+                interval,
+                data_dir,
+                host_name,
+            },
+            store: StoreConfig {
+                flush_interval,
+                options: StoreOptions {
+                    raw_retention,
+                    minute_retention,
+                    hour_retention,
+                    disk_budget,
+                    cache_capacity,
+                    ..StoreOptions::default()
+                },
+            },
+            log: LogConfig { level, format },
+        })
+    }
+}
+
+/// Every key of the config as `(section path, key, default value)`.
+fn known_keys() -> Vec<(Vec<String>, String, toml::Value)> {
+    fn walk(
+        path: &mut Vec<String>,
+        table: &toml::Table,
+        out: &mut Vec<(Vec<String>, String, toml::Value)>,
+    ) {
+        for (k, v) in table {
+            match v {
+                toml::Value::Table(t) => {
+                    path.push(k.clone());
+                    walk(path, t, out);
+                    path.pop();
+                }
+                v => out.push((path.clone(), k.clone(), v.clone())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(RawConfig::default()) {
+        walk(&mut Vec::new(), &t, &mut out);
+    }
+    out
+}
+
+fn env_name(section: &[String], key: &str) -> String {
+    let mut name = String::from("WARD");
+    for part in section.iter().map(String::as_str).chain([key]) {
+        name.push('_');
+        name.push_str(&part.to_ascii_uppercase());
+    }
+    name
+}
+
+/// Sets `WARD_<SECTION>_<KEY>` values over the file's.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let keys = known_keys();
+    let sections: Vec<String> = keys
+        .iter()
+        .map(|(s, _, _)| env_name(s, "").trim_end_matches('_').to_string() + "_")
+        .collect();
+    for (var, value) in env {
+        if !var.starts_with("WARD_") {
+            continue;
+        }
+        let Some((section, key, default)) = keys.iter().find(|(s, k, _)| env_name(s, k) == var)
+        else {
+            if let Some(prefix) = sections.iter().find(|p| var.starts_with(p.as_str())) {
+                let known: Vec<String> = keys
+                    .iter()
+                    .map(|(s, k, _)| env_name(s, k))
+                    .filter(|n| n.starts_with(prefix.as_str()))
+                    .collect();
+                return Err(ConfigError::UnknownEnv {
+                    var,
+                    known: known.join(", "),
+                });
+            }
+            continue;
+        };
+        let value = match default {
+            toml::Value::Integer(_) => value
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .unwrap_or(toml::Value::String(value)),
+            toml::Value::Boolean(_) => value
+                .parse::<bool>()
+                .map(toml::Value::Boolean)
+                .unwrap_or(toml::Value::String(value)),
+            _ => toml::Value::String(value),
+        };
+        let mut t = &mut *table;
+        for part in section {
+            let entry = t
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(inner) = entry.as_table_mut() else {
+                return Err(ConfigError::Syntax {
+                    origin: var.clone(),
+                    message: format!("[{part}] is not a table in the config file"),
+                });
+            };
+            t = inner;
+        }
+        t.insert(key.clone(), value);
+    }
+    Ok(())
+}
+
+/// Parses "1s", "500ms", "7d", "1h30m": numbers each followed by ms, s, m, h or d.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms_per = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(Duration::from_millis(n.checked_mul(ms_per)?))?;
+    }
+    Some(total)
+}
+
+/// Parses "1GiB", "500MB", "8MiB", "4096" (bytes).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let n: u64 = text[..digits].parse().ok()?;
+    let mult: u64 = match text[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// `$XDG_DATA_HOME/ward`, else `$HOME/.local/share/ward`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    non_empty("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|base| base.join("ward"))
+}
+
+fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The default config as TOML: every key at its default value.
+pub fn default_toml() -> String {
+    let mut out = String::new();
+    let mut section: Option<Vec<String>> = None;
+    for (sec, key, value) in known_keys() {
+        if section.as_ref() != Some(&sec) {
+            if section.is_some() {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{}]\n", sec.join(".")));
+            section = Some(sec);
+        }
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn parse(text: &str, env: Vec<(String, String)>) -> Result<Config, ConfigError> {
+        RawConfig::parse(text, "ward.toml", env)?.resolve("ward.toml", || {
+            Some(PathBuf::from("/home/op/.local/share/ward"))
+        })
+    }
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        let c = parse("", no_env()).unwrap();
+        assert_eq!(c.agent.interval, Duration::from_secs(1));
+        assert_eq!(
+            c.agent.data_dir,
+            PathBuf::from("/home/op/.local/share/ward")
+        );
+        assert!(!c.agent.host_name.is_empty());
+        assert_eq!(c.store.flush_interval, Duration::from_secs(1));
+        assert_eq!(c.store.options.disk_budget, 1 << 30);
+        assert_eq!(
+            c.store.options.raw_retention,
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_default_file_parses_to_the_defaults() {
+        let text = default_toml();
+        assert!(text.contains("[agent]\n"), "{text}");
+        assert!(text.contains("interval = \"1s\""), "{text}");
+        let raw = RawConfig::parse(&text, "default", no_env()).unwrap();
+        assert_eq!(raw, RawConfig::default());
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_the_value_and_what_is_expected() {
+        let err = parse("[agent]\ninterval = \"fast\"\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("ward.toml: agent.interval = \"fast\" is not valid"),
+            "{err}"
+        );
+        assert!(
+            err.contains("expected a duration from 100ms to 1h"),
+            "{err}"
+        );
+
+        let err = parse("[store]\ndisk_budget = \"lots\"\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.disk_budget = \"lots\""), "{err}");
+
+        let err = parse(
+            "[store]\nraw_retention = \"30d\"\nminute_retention = \"1d\"\n",
+            no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("store.minute_retention = \"1d\""), "{err}");
+        assert!(err.contains("from 30d"), "{err}");
+
+        let err = parse("[log]\nlevel = \"loud\"\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.level = \"loud\""), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_sections_are_errors() {
+        let err = parse("[agent]\nintervall = \"1s\"\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `intervall`"), "{err}");
+        assert!(err.contains("`interval`"), "{err}");
+        let err = parse("[agnet]\n", no_env()).unwrap_err().to_string();
+        assert!(err.contains("unknown field `agnet`"), "{err}");
+        let err = parse("[agent]\ninterval = 5\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("interval"), "{err}");
+        let err = parse("[agent\n", no_env()).unwrap_err().to_string();
+        assert!(err.starts_with("ward.toml: "), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let env = vec![
+            ("WARD_AGENT_INTERVAL".to_string(), "5s".to_string()),
+            ("WARD_STORE_DISK_BUDGET".to_string(), "64MiB".to_string()),
+            ("WARD_AGENT_DATA_DIR".to_string(), "/srv/ward".to_string()),
+            ("WARD_SOMETHING_ELSE".to_string(), "ignored".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = parse("[agent]\ninterval = \"2s\"\n", env).unwrap();
+        assert_eq!(c.agent.interval, Duration::from_secs(5));
+        assert_eq!(c.agent.data_dir, PathBuf::from("/srv/ward"));
+        assert_eq!(c.store.options.disk_budget, 64 << 20);
+
+        let env = vec![("WARD_AGENT_INTERVALL".to_string(), "5s".to_string())];
+        let err = parse("", env).unwrap_err().to_string();
+        assert!(err.contains("WARD_AGENT_INTERVALL"), "{err}");
+        assert!(
+            err.ends_with("WARD_AGENT_HOST_NAME, WARD_AGENT_INTERVAL"),
+            "{err}"
+        );
+
+        let env = vec![("WARD_AGENT_INTERVAL".to_string(), "soon".to_string())];
+        let err = parse("", env).unwrap_err().to_string();
+        assert!(err.contains("agent.interval = \"soon\""), "{err}");
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("500 MB"), Some(500_000_000));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_size("99999999999TiB"), None);
+    }
+}

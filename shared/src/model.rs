@@ -213,8 +213,11 @@ mod tests {
 
     #[test]
     fn series_desc_round_trips_through_json() {
-        let key = SeriesKey::new("system.network.io", Labels::new([("device", "eth0")]).unwrap())
-            .unwrap();
+        let key = SeriesKey::new(
+            "system.network.io",
+            Labels::new([("device", "eth0")]).unwrap(),
+        )
+        .unwrap();
         let desc = SeriesDesc::counter(key, "By", 1_700_000_000_000);
         let json = serde_json::to_string(&desc).unwrap();
         assert_eq!(serde_json::from_str::<SeriesDesc>(&json).unwrap(), desc);

@@ -57,7 +57,9 @@ pub const MAX_CHUNK_ROWS: usize = 1 << 20;
 pub enum CodecError {
     #[error("chunk ends early (truncated or corrupt)")]
     Truncated,
-    #[error("chunk format version {0} is not known to this build (it reads version {CHUNK_VERSION})")]
+    #[error(
+        "chunk format version {0} is not known to this build (it reads version {CHUNK_VERSION})"
+    )]
     UnknownVersion(u8),
     #[error("chunk is corrupt: {0}")]
     Corrupt(&'static str),
@@ -119,7 +121,11 @@ impl BitWriter {
         };
         let free = 64 - self.nacc;
         if nbits <= free {
-            self.acc |= if nbits == 64 { value } else { value << (free - nbits) };
+            self.acc |= if nbits == 64 {
+                value
+            } else {
+                value << (free - nbits)
+            };
             self.nacc += nbits;
             if self.nacc == 64 {
                 self.bytes.extend_from_slice(&self.acc.to_be_bytes());
@@ -133,10 +139,6 @@ impl BitWriter {
             self.acc = value << (64 - rest);
             self.nacc = rest;
         }
-    }
-
-    fn bit_len(&self) -> usize {
-        self.bytes.len() * 8 + self.nacc as usize
     }
 
     /// The bits so far, zero-padded to a whole byte.
@@ -345,7 +347,9 @@ fn encode_block(w: &mut BitWriter, values: &[f64], prev: f64, scratch: &mut Scra
     }
     if let Some(p) = exact_decimals(values) {
         scratch.xs.clear();
-        scratch.xs.extend(values.iter().map(|&v| scaled(v, p).unwrap_or(0)));
+        scratch
+            .xs
+            .extend(values.iter().map(|&v| scaled(v, p).unwrap_or(0)));
         let prev_x = prev_scaled(prev, p);
         residuals(&scratch.xs, prev_x, false, &mut scratch.r1);
         residuals(&scratch.xs, prev_x, true, &mut scratch.r2);
@@ -428,7 +432,11 @@ fn decode_block(
                     }
                     unzigzag(r.read_exp_golomb(k)?)
                 };
-                let d = if order2 { last_d.wrapping_add(res) } else { res };
+                let d = if order2 {
+                    last_d.wrapping_add(res)
+                } else {
+                    res
+                };
                 let x = last.wrapping_add(d);
                 out.push(unscaled(x, p));
                 last = x;
@@ -468,6 +476,11 @@ struct Scratch {
     r2: Vec<u64>,
 }
 
+thread_local! {
+    /// Block encoding's working space, reused so that encoding allocates nothing.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 /// A growing column of values: complete blocks encoded, the last block raw.
 #[derive(Debug, Clone)]
 pub struct ColumnEncoder {
@@ -475,7 +488,6 @@ pub struct ColumnEncoder {
     pending: Vec<f64>,
     prev: f64,
     block_len: usize,
-    count: usize,
 }
 
 impl ColumnEncoder {
@@ -485,23 +497,18 @@ impl ColumnEncoder {
             pending: Vec::new(),
             prev: 0.0,
             block_len: block_len.max(1),
-            count: 0,
         }
     }
 
     pub fn push(&mut self, v: f64) {
         self.pending.push(v);
-        self.count += 1;
         if self.pending.len() == self.block_len {
-            let mut scratch = Scratch::default();
-            encode_block(&mut self.bits, &self.pending, self.prev, &mut scratch);
+            SCRATCH.with_borrow_mut(|scratch| {
+                encode_block(&mut self.bits, &self.pending, self.prev, scratch);
+            });
             self.prev = *self.pending.last().unwrap_or(&self.prev);
             self.pending.clear();
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.count
     }
 
     /// The whole column as bytes, the raw tail encoded as a final short block.
@@ -510,18 +517,14 @@ impl ColumnEncoder {
             return self.bits.to_bytes();
         }
         let mut bits = self.bits.clone();
-        encode_block(&mut bits, &self.pending, self.prev, &mut Scratch::default());
+        SCRATCH
+            .with_borrow_mut(|scratch| encode_block(&mut bits, &self.pending, self.prev, scratch));
         bits.to_bytes()
     }
 
     /// Heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.bits.bytes.capacity() + self.pending.capacity() * 8
-    }
-
-    /// Bits written so far for complete blocks.
-    pub fn encoded_bits(&self) -> usize {
-        self.bits.bit_len()
     }
 }
 
@@ -646,7 +649,9 @@ impl TimestampRuns {
             runs.push((d, n));
         }
         if count == 0 || total + 1 != count as u64 {
-            return Err(CodecError::Corrupt("timestamp runs disagree with the count"));
+            return Err(CodecError::Corrupt(
+                "timestamp runs disagree with the count",
+            ));
         }
         Ok(Self {
             first,
@@ -717,7 +722,12 @@ impl ChunkEncoder {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.ts.heap_bytes() + self.cols.iter().map(ColumnEncoder::heap_bytes).sum::<usize>()
+        self.ts.heap_bytes()
+            + self
+                .cols
+                .iter()
+                .map(ColumnEncoder::heap_bytes)
+                .sum::<usize>()
     }
 
     /// Rebuilds an encoder holding the rows of an encoded chunk, so that it can grow.
@@ -800,9 +810,19 @@ mod tests {
             vec![42.0; 300],
             (0..300).map(|i| i as f64 * 1000.0).collect(),
             (0..300).map(|i| (i % 7) as f64 * 0.25).collect(),
-            (0..300).map(|i| ((i * 7919) % 1013) as f64 / 100.0).collect(),
+            (0..300)
+                .map(|i| ((i * 7919) % 1013) as f64 / 100.0)
+                .collect(),
             (0..300).map(|i| (i as f64).sin()).collect(),
-            vec![f64::NAN, f64::INFINITY, -0.0, 0.0, f64::MIN_POSITIVE, f64::MAX, -1e300],
+            vec![
+                f64::NAN,
+                f64::INFINITY,
+                -0.0,
+                0.0,
+                f64::MIN_POSITIVE,
+                f64::MAX,
+                -1e300,
+            ],
             vec![1e17, 1e17 + 16.0, -3.5, 9_007_199_254_740_993.0],
         ];
         for values in &cases {

@@ -348,7 +348,9 @@ impl Store {
                 .map(u32::from_be_bytes)
                 .ok_or_else(|| StoreError::Corrupt("snapshot key is not 5 bytes".into()))?;
             let Some(state) = self.series.get_mut(id as usize) else {
-                return Err(StoreError::Corrupt(format!("snapshot for unknown series {id}")));
+                return Err(StoreError::Corrupt(format!(
+                    "snapshot for unknown series {id}"
+                )));
             };
             state
                 .restore(&v)
@@ -541,7 +543,8 @@ impl Store {
         for (tier, retention) in retentions.iter().enumerate() {
             let tier = tier as u8;
             let span = self.tier_window_ms(tier);
-            let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            let cutoff =
+                now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
             let expired: Vec<i64> = self
                 .sizes
                 .range((tier, i64::MIN)..(tier, i64::MAX))
@@ -793,7 +796,14 @@ mod tests {
             .collect()
     }
 
-    fn stepped(store: &Store, id: SeriesId, start: i64, end: i64, step: i64, agg: Aggregation) -> Vec<(i64, f64)> {
+    fn stepped(
+        store: &Store,
+        id: SeriesId,
+        start: i64,
+        end: i64,
+        step: i64,
+        agg: Aggregation,
+    ) -> Vec<(i64, f64)> {
         store
             .query(&Query {
                 series: id,
@@ -814,7 +824,11 @@ mod tests {
         let mut store = Store::open(dir.path(), opts()).unwrap();
         let id = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
         let samples: Vec<Sample> = (0..1500)
-            .map(|i| Sample { series: id, ts: i * 1000, value: (i % 17) as f64 })
+            .map(|i| Sample {
+                series: id,
+                ts: i * 1000,
+                value: (i % 17) as f64,
+            })
             .collect();
         store.append(&samples[..1000]).unwrap();
         store.close().unwrap();
@@ -838,7 +852,10 @@ mod tests {
         let _store = Store::open(dir.path(), opts()).unwrap();
         let err = Store::open(dir.path(), opts()).unwrap_err().to_string();
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
     }
 
     #[test]
@@ -860,11 +877,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), opts()).unwrap();
         let id = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
-        let s = |ts, value| Sample { series: id, ts, value };
+        let s = |ts, value| Sample {
+            series: id,
+            ts,
+            value,
+        };
         let r = store
-            .append(&[s(1000, 1.0), s(1000, 2.0), s(500, 3.0), Sample { series: SeriesId(9), ts: 1, value: 0.0 }])
+            .append(&[
+                s(1000, 1.0),
+                s(1000, 2.0),
+                s(500, 3.0),
+                Sample {
+                    series: SeriesId(9),
+                    ts: 1,
+                    value: 0.0,
+                },
+            ])
             .unwrap();
-        assert_eq!(r, AppendReport { accepted: 1, out_of_order: 2, unknown_series: 1 });
+        assert_eq!(
+            r,
+            AppendReport {
+                accepted: 1,
+                out_of_order: 2,
+                unknown_series: 1
+            }
+        );
         assert_eq!(raw(&store, id, 0, 2000), vec![(1000, 1.0)]);
     }
 
@@ -875,7 +912,13 @@ mod tests {
         let id = store
             .register(SeriesDesc::gauge(key("u"), "1").with_precision(3))
             .unwrap();
-        store.append(&[Sample { series: id, ts: 0, value: 0.123_456 }]).unwrap();
+        store
+            .append(&[Sample {
+                series: id,
+                ts: 0,
+                value: 0.123_456,
+            }])
+            .unwrap();
         assert_eq!(raw(&store, id, 0, 0), vec![(0, 0.123)]);
     }
 
@@ -884,14 +927,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), opts()).unwrap();
         let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
-        let c = store.register(SeriesDesc::counter(key("c"), "By", 0)).unwrap();
+        let c = store
+            .register(SeriesDesc::counter(key("c"), "By", 0))
+            .unwrap();
         // Three hours at 1 s; the counter runs at 5/s with a reset at 01:30.
         let mut batch = Vec::new();
         for i in 0..(3 * 3600) {
             let ts = i * 1000;
             let counter = if i < 5400 { i * 5 } else { (i - 5400) * 5 };
-            batch.push(Sample { series: g, ts, value: ((i * 37) % 101) as f64 });
-            batch.push(Sample { series: c, ts, value: counter as f64 });
+            batch.push(Sample {
+                series: g,
+                ts,
+                value: ((i * 37) % 101) as f64,
+            });
+            batch.push(Sample {
+                series: c,
+                ts,
+                value: counter as f64,
+            });
         }
         store.append(&batch).unwrap();
         store.compact().unwrap();
@@ -903,9 +956,17 @@ mod tests {
         assert_eq!(hours.len(), 3);
         assert_eq!(minutes.len(), 180);
         for (h, &(ts, v)) in hours.iter().enumerate() {
-            let raw_mean = raw(&store, g, ts, ts + HOUR - 1).iter().map(|p| p.1).sum::<f64>() / 3600.0;
+            let raw_mean = raw(&store, g, ts, ts + HOUR - 1)
+                .iter()
+                .map(|p| p.1)
+                .sum::<f64>()
+                / 3600.0;
             assert!((v - raw_mean).abs() < 1e-9, "hour {h}: {v} vs {raw_mean}");
-            let from_minutes = minutes[h * 60..(h + 1) * 60].iter().map(|p| p.1).sum::<f64>() / 60.0;
+            let from_minutes = minutes[h * 60..(h + 1) * 60]
+                .iter()
+                .map(|p| p.1)
+                .sum::<f64>()
+                / 60.0;
             assert!((v - from_minutes).abs() < 1e-9);
         }
         let max = stepped(&store, g, 0, end, HOUR, Aggregation::Max);
@@ -926,7 +987,13 @@ mod tests {
             }
         }
         assert!(matches!(
-            store.query(&Query { series: g, start: 0, end, step: None, agg: Aggregation::Rate }),
+            store.query(&Query {
+                series: g,
+                start: 0,
+                end,
+                step: None,
+                agg: Aggregation::Rate
+            }),
             Err(StoreError::RateOfGauge(_))
         ));
     }
@@ -937,7 +1004,13 @@ mod tests {
         let mut store = Store::open(dir.path(), opts()).unwrap();
         let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
         // 90 minutes and 30 seconds: no hour tier row yet for the second hour.
-        let batch: Vec<Sample> = (0..5430).map(|i| Sample { series: g, ts: i * 1000, value: 2.0 }).collect();
+        let batch: Vec<Sample> = (0..5430)
+            .map(|i| Sample {
+                series: g,
+                ts: i * 1000,
+                value: 2.0,
+            })
+            .collect();
         store.append(&batch).unwrap();
         let hours = stepped(&store, g, 0, 2 * HOUR, HOUR, Aggregation::Avg);
         assert_eq!(hours, vec![(0, 2.0), (HOUR, 2.0)]);
@@ -953,7 +1026,11 @@ mod tests {
         let mut store = Store::open(dir.path(), o).unwrap();
         let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
         let batch: Vec<Sample> = (0..(3 * 3600))
-            .map(|i| Sample { series: g, ts: i * 1000, value: (i % 1000) as f64 })
+            .map(|i| Sample {
+                series: g,
+                ts: i * 1000,
+                value: (i % 1000) as f64,
+            })
             .collect();
         store.append(&batch).unwrap();
         store.compact().unwrap();
@@ -962,14 +1039,23 @@ mod tests {
         let kept = raw(&store, g, 0, i64::MAX);
         assert_eq!(kept.first().map(|p| p.0), Some(2 * HOUR));
         // Older data is still there at minute resolution.
-        assert_eq!(stepped(&store, g, 0, HOUR - 1, MIN, Aggregation::Max).len(), 60);
+        assert_eq!(
+            stepped(&store, g, 0, HOUR - 1, MIN, Aggregation::Max).len(),
+            60
+        );
 
         // Squeeze the budget: raw windows go before any rollup.
         store.opts.disk_budget = store.stored_bytes() - 1;
         let report = store.maintain(3 * HOUR).unwrap();
         assert_eq!(report.windows_evicted_for_budget, 1);
-        assert_eq!(raw(&store, g, 0, i64::MAX).first().map(|p| p.0), Some(2 * HOUR + 10 * MIN));
-        assert_eq!(stepped(&store, g, 0, HOUR - 1, MIN, Aggregation::Max).len(), 60);
+        assert_eq!(
+            raw(&store, g, 0, i64::MAX).first().map(|p| p.0),
+            Some(2 * HOUR + 10 * MIN)
+        );
+        assert_eq!(
+            stepped(&store, g, 0, HOUR - 1, MIN, Aggregation::Max).len(),
+            60
+        );
     }
 
     #[test]
@@ -977,7 +1063,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), opts()).unwrap();
         let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
-        store.append(&[Sample { series: g, ts: 1000, value: 1.0 }]).unwrap();
+        store
+            .append(&[Sample {
+                series: g,
+                ts: 1000,
+                value: 1.0,
+            }])
+            .unwrap();
         assert!(!store.maintain(2000).unwrap().sealed);
         assert!(store.maintain(11 * MIN + 1000).unwrap().sealed);
         assert_eq!(store.stats().pending_samples, 0);

@@ -178,10 +178,7 @@ impl Store {
                         Aggregation::Avg | Aggregation::Rate => a.sum / a.count,
                     }
                 };
-                Some(Point {
-                    ts: a.start,
-                    value,
-                })
+                Some(Point { ts: a.start, value })
             })
             .collect())
     }

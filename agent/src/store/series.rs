@@ -6,7 +6,9 @@
 
 use ward_shared::{MetricKind, SeriesDesc, TimestampMs};
 
-use super::codec::{ChunkEncoder, CodecError, decode_chunk, get_varint, put_varint, unzigzag, zigzag};
+use super::codec::{
+    ChunkEncoder, CodecError, decode_chunk, get_varint, put_varint, unzigzag, zigzag,
+};
 
 /// Values per block in raw chunks.
 pub const RAW_BLOCK: usize = 128;

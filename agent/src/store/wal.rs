@@ -126,7 +126,10 @@ fn read_segment(path: &Path, replay: &mut Replay) -> Result<(), StoreError> {
         };
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let Some(payload) = bytes.get(pos + 8..pos + 8 + len).filter(|_| len <= MAX_RECORD) else {
+        let Some(payload) = bytes
+            .get(pos + 8..pos + 8 + len)
+            .filter(|_| len <= MAX_RECORD)
+        else {
             replay.bad_records += 1;
             break;
         };
