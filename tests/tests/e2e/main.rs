@@ -1,0 +1,6 @@
+//! End-to-end tests with real processes.
+//!
+//! - `crash`: a writer killed with SIGKILL mid-ingest; the store reopens with
+//!   everything it acknowledged as durable.
+
+mod crash;
