@@ -19,13 +19,14 @@
 //!
 //! ```text
 //! 00                             repeat: every value is bit-identical to prev
-//! 01 p:4 order:1 k:6 first codes   scaled integers: x = round(v * 10^p) is exact for
-//!                                every value; residuals (first differences from
+//! 01 p:4 order:1 k:6 first        scaled integers: x = round(v * 10^p) is exact for
+//!    [shift:5 codes...]          every value; residuals (first differences from
 //!                                round(prev * 10^p), or second differences) are
 //!                                zigzagged; the first is an exp-Golomb code of
-//!                                order 0, the others of order k; k = 63 means
-//!                                every residual after the first is zero and no
-//!                                code follows
+//!                                order 0; k = 63 means every other residual is
+//!                                zero and nothing follows; otherwise the others,
+//!                                shifted right by the low zero bits they all
+//!                                share, are exp-Golomb codes of order k
 //! 10 gorilla...                  XOR with the previous value (Gorilla, VLDB 2015):
 //!                                0 | 10 meaningful-bits | 11 lz:5 len-1:6 bits
 //! ```
@@ -316,8 +317,14 @@ fn residuals(xs: &[i64], prev: i64, order2: bool, out: &mut Vec<u64>) {
     }
 }
 
-/// The exp-Golomb order that writes `codes` in the fewest bits, and that count.
-fn best_k(codes: &[u64]) -> (u32, u64) {
+/// Low zero bits that every (zigzagged) residual shares, up to 31.
+fn shared_shift(codes: &[u64]) -> u32 {
+    let all = codes.iter().fold(0u64, |acc, &c| acc | unzigzag(c) as u64);
+    all.trailing_zeros().min(31)
+}
+
+/// The exp-Golomb order that writes `codes >> shift` in the fewest bits, and that count.
+fn best_k(codes: &[u64], shift: u32) -> (u32, u64) {
     if codes.iter().all(|&c| c == 0) {
         return (ALL_ZERO_K, 0);
     }
@@ -326,6 +333,7 @@ fn best_k(codes: &[u64]) -> (u32, u64) {
         let bits: u64 = codes
             .iter()
             .map(|&c| {
+                let c = zigzag(unzigzag(c) >> shift);
                 let n = 64 - (c + (1u64 << k)).leading_zeros();
                 u64::from(2 * n - 1 - k)
             })
@@ -355,12 +363,16 @@ fn encode_block(w: &mut BitWriter, values: &[f64], prev: f64, scratch: &mut Scra
         residuals(&scratch.xs, prev_x, true, &mut scratch.r2);
         // The first residual bridges from the block before, often at another
         // level: it gets its own code, so that the rest can be "all zero".
-        let (k1, c1) = best_k(&scratch.r1[1..]);
-        let (k2, c2) = best_k(&scratch.r2[1..]);
-        let (order2, k, codes) = if c2 < c1 {
-            (true, k2, &scratch.r2)
+        // The others drop the low zero bits they all share (sectors of 512
+        // bytes, pages of 4096).
+        let s1 = shared_shift(&scratch.r1[1..]);
+        let s2 = shared_shift(&scratch.r2[1..]);
+        let (k1, c1) = best_k(&scratch.r1[1..], s1);
+        let (k2, c2) = best_k(&scratch.r2[1..], s2);
+        let (order2, k, shift, codes) = if c2 < c1 {
+            (true, k2, s2, &scratch.r2)
         } else {
-            (false, k1, &scratch.r1)
+            (false, k1, s1, &scratch.r1)
         };
         w.write(MODE_INT, 2);
         w.write(p as u64, 4);
@@ -368,8 +380,9 @@ fn encode_block(w: &mut BitWriter, values: &[f64], prev: f64, scratch: &mut Scra
         w.write(u64::from(k), 6);
         write_exp_golomb(w, codes[0], 0);
         if k != ALL_ZERO_K {
+            w.write(u64::from(shift), 5);
             for &c in &codes[1..] {
-                write_exp_golomb(w, c, k);
+                write_exp_golomb(w, zigzag(unzigzag(c) >> shift), k);
             }
         }
         return;
@@ -421,16 +434,21 @@ fn decode_block(
             let k = r.read_short(6)? as u32;
             let mut last = prev_scaled(prev, p);
             let mut last_d = 0i64;
+            let first = unzigzag(r.read_exp_golomb(0)?);
+            let shift = if k == ALL_ZERO_K {
+                0
+            } else if k > 55 {
+                return Err(CodecError::Corrupt("exp-Golomb order out of range"));
+            } else {
+                r.read_short(5)? as u32
+            };
             for i in 0..n {
                 let res = if i == 0 {
-                    unzigzag(r.read_exp_golomb(0)?)
+                    first
                 } else if k == ALL_ZERO_K {
                     0
                 } else {
-                    if k > 55 {
-                        return Err(CodecError::Corrupt("exp-Golomb order out of range"));
-                    }
-                    unzigzag(r.read_exp_golomb(k)?)
+                    unzigzag(r.read_exp_golomb(k)?).wrapping_shl(shift)
                 };
                 let d = if order2 {
                     last_d.wrapping_add(res)
@@ -824,6 +842,10 @@ mod tests {
                 -1e300,
             ],
             vec![1e17, 1e17 + 16.0, -3.5, 9_007_199_254_740_993.0],
+            (0..300)
+                .map(|i| ((i * 7919) % 1013) as f64 * 4096.0 - 2e6)
+                .collect(),
+            (0..300).map(|i| (i * i * 512) as f64).collect(),
         ];
         for values in &cases {
             for block_len in [1, 3, 128] {
@@ -841,6 +863,26 @@ mod tests {
         }
         // The first block states the level, the nine after it are two bits each.
         assert!(enc.to_bytes().len() <= 16, "{} bytes", enc.to_bytes().len());
+    }
+
+    #[test]
+    fn values_in_pages_cost_no_more_than_values_in_ones() {
+        let pages: Vec<f64> = (0..1280)
+            .map(|i| ((i * 7919) % 97) as f64 * 4096.0)
+            .collect();
+        let ones: Vec<f64> = pages.iter().map(|v| v / 4096.0).collect();
+        let size = |values: &[f64]| {
+            let mut enc = ColumnEncoder::new(128);
+            values.iter().for_each(|&v| enc.push(v));
+            enc.to_bytes().len()
+        };
+        // Only the first residual of each block carries the 12 zero bits.
+        assert!(
+            size(&pages) <= size(&ones) + 10 * 4,
+            "{} vs {}",
+            size(&pages),
+            size(&ones)
+        );
     }
 
     #[test]

@@ -23,14 +23,21 @@
 //! ```text
 //! <data_dir>/LOCK                 advisory lock, names the holder
 //! <data_dir>/wal/<n>.wal          write-ahead log of the current window (see wal.rs)
+//! <data_dir>/blocks/<tier>-<window>.blk
+//!                                 sealed chunks of every series, back to back (see blocks.rs)
+//! <data_dir>/snapshots/<generation>.snap
+//!                                 per series, what a restart needs besides the chunks: last
+//!                                 timestamp, counter state, the rollup chunks being built and
+//!                                 their open intervals (see snapshot.rs)
 //! <data_dir>/db/                  sled; one tree, keys by first byte:
 //!
 //!   'M' "format"                  -> u32le  FORMAT_VERSION (refused if unknown)
 //!   'M' "sealed_until"            -> i64le  every sample before it is in a chunk
+//!   'M' "snapshot"                -> u64le  the snapshot generation that matches the index
 //!   'S' series:u32be              -> JSON SeriesDesc (name, labels, kind, unit, precision)
-//!   'H' series:u32be              -> snapshot: last timestamp, counter state, the
-//!                                    rollup chunks being built and their open intervals
-//!   'C' tier:u8 window:u64be series:u32be first_ts:u64be -> chunk (see codec.rs)
+//!   'C' tier:u8 window:u64be series:u32be first_ts:u64be
+//!                                 -> offset:u64le len:u32le crc32:u32le of the chunk
+//!                                    (see codec.rs) in the tier's block file for that window
 //!        tier 0 raw samples,   window 30 min (more than one chunk if the agent restarted)
 //!        tier 1 1-minute rows, window 6 h    (min, max, sum, count, last, span)
 //!        tier 2 1-hour rows,   window 7 d
@@ -41,11 +48,13 @@
 //! budget: over it, the oldest window of the finest tier that has more than
 //! one goes first (detail is given up before history).
 
+mod blocks;
 pub mod codec;
 mod kv;
 mod lock;
 mod query;
 mod series;
+mod snapshot;
 mod wal;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,10 +69,12 @@ use ward_shared::{Sample, SeriesDesc, SeriesId, SeriesKey, TimestampMs};
 pub use query::{Aggregation, Point, Query};
 pub use series::{TIER_1H, TIER_1M, Tier};
 
+use blocks::{BlockFiles, ChunkRef, ENTRY_LEN, ReadFailure};
 use codec::{decode_chunk, round_to};
 use kv::{Kv, KvBatch};
 use lock::DirLock;
 use series::{ROLLUP_TIERS, SeriesState, floor_to};
+use snapshot::SnapshotFiles;
 use wal::Wal;
 
 /// The on-disk format written by this build.
@@ -71,6 +82,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const META_FORMAT: &[u8] = b"Mformat";
 const META_SEALED: &[u8] = b"Msealed_until";
+const META_SNAPSHOT: &[u8] = b"Msnapshot";
 const LATE_GRACE_MS: i64 = 60_000;
 
 /// Why the store could not do what was asked.
@@ -217,6 +229,9 @@ pub struct Store {
     dir: PathBuf,
     opts: StoreOptions,
     kv: Kv,
+    blocks: BlockFiles,
+    snapshots: SnapshotFiles,
+    snapshot_generation: u64,
     wal: Wal,
     index: HashMap<SeriesKey, SeriesId>,
     series: Vec<SeriesState>,
@@ -224,9 +239,9 @@ pub struct Store {
     /// Start of the raw window the heads belong to, once a sample arrived.
     window: Option<i64>,
     sealed_until: i64,
-    /// Bytes of chunks per (tier, window).
+    /// Bytes of chunks and their index entries per (tier, window).
     sizes: BTreeMap<(u8, i64), u64>,
-    snapshot_bytes: HashMap<SeriesId, u64>,
+    snapshot_bytes: u64,
     /// New series since the engine was last flushed.
     index_dirty: bool,
     stats: StoreStats,
@@ -287,13 +302,16 @@ impl Store {
             opts,
             wal,
             kv,
+            blocks: BlockFiles::open(&dir.join("blocks"))?,
+            snapshots: SnapshotFiles::open(&dir.join("snapshots"))?,
+            snapshot_generation: 0,
             index: HashMap::new(),
             series: Vec::new(),
             window_ms,
             window: None,
             sealed_until,
             sizes: BTreeMap::new(),
-            snapshot_bytes: HashMap::new(),
+            snapshot_bytes: 0,
             index_dirty: false,
             stats: StoreStats::default(),
             chunks_unreadable: AtomicU64::new(0),
@@ -340,37 +358,51 @@ impl Store {
             self.index.insert(desc.key.clone(), SeriesId(id));
             self.series.push(SeriesState::new(desc));
         }
-        for item in self.kv.scan_prefix(b"H") {
-            let (k, v) = item?;
-            let id = k
-                .get(1..5)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-                .ok_or_else(|| StoreError::Corrupt("snapshot key is not 5 bytes".into()))?;
-            let Some(state) = self.series.get_mut(id as usize) else {
-                return Err(StoreError::Corrupt(format!(
-                    "snapshot for unknown series {id}"
-                )));
-            };
-            state
-                .restore(&v)
-                .map_err(|e| StoreError::Corrupt(format!("snapshot of series {id}: {e}")))?;
-            self.snapshot_bytes.insert(SeriesId(id), v.len() as u64 + 5);
+        if let Some(v) = self.kv.get(META_SNAPSHOT)? {
+            let generation = <[u8; 8]>::try_from(v.as_slice())
+                .map(u64::from_le_bytes)
+                .map_err(|_| StoreError::Corrupt("snapshot generation is not 8 bytes".into()))?;
+            let (states, bytes) = self.snapshots.read(generation)?;
+            for (id, state) in states {
+                let Some(series) = self.series.get_mut(id as usize) else {
+                    return Err(StoreError::Corrupt(format!(
+                        "snapshot of unknown series {id}"
+                    )));
+                };
+                series
+                    .restore(&state)
+                    .map_err(|e| StoreError::Corrupt(format!("snapshot of series {id}: {e}")))?;
+            }
+            self.snapshot_generation = generation;
+            self.snapshot_bytes = bytes;
         }
+        // A generation written by a seal that never committed is of no use.
+        self.snapshots.remove_others(self.snapshot_generation)?;
         self.stats.series = self.series.len() as u64;
         Ok(())
     }
 
+    /// Sizes per window from the index; cuts block file bytes that no
+    /// entry points to (a crash mid-seal).
     fn load_sizes(&mut self) -> Result<(), StoreError> {
+        let mut ends: BTreeMap<(u8, i64), u64> = BTreeMap::new();
         for item in self.kv.scan_prefix(b"C") {
             let (k, v) = item?;
-            if k.len() != 22 {
-                return Err(StoreError::Corrupt("chunk key is not 22 bytes".into()));
-            }
-            *self.sizes.entry((k[1], from_be_ts(&k[2..10]))).or_default() +=
-                (k.len() + v.len()) as u64;
+            let at = ChunkRef::decode(&v)
+                .filter(|_| k.len() == 22)
+                .ok_or_else(|| {
+                    StoreError::Corrupt("a chunk index entry has the wrong length".into())
+                })?;
+            let tw = (k[1], from_be_ts(&k[2..10]));
+            *self.sizes.entry(tw).or_default() += (k.len() + ENTRY_LEN) as u64 + u64::from(at.len);
+            let end = ends.entry(tw).or_default();
+            *end = (*end).max(at.end());
         }
-        Ok(())
+        for (&(tier, window), &end) in &ends {
+            self.blocks.truncate_unindexed(tier, window, end)?;
+        }
+        self.blocks
+            .remove_unknown(|tier, window| ends.contains_key(&(tier, window)))
     }
 
     /// The id of a series, registering it on first sight.
@@ -474,37 +506,54 @@ impl Store {
     fn seal(&mut self, until: i64) -> Result<(), StoreError> {
         let mut batch = KvBatch::default();
         let mut done = Vec::new();
-        let mut chunks = 0u64;
+        // Chunks by (tier, window): their index keys and bytes.
+        let mut sealed: BTreeMap<(u8, i64), Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
         for (i, state) in self.series.iter_mut().enumerate() {
             let id = SeriesId(i as u32);
             if let Some(first) = state.head.first_ts() {
                 let window = floor_to(first, self.window_ms);
-                let bytes = state.head.to_bytes();
-                let key = chunk_key(0, window, id, first);
-                *self.sizes.entry((0, window)).or_default() += (key.len() + bytes.len()) as u64;
-                batch.insert(&key, &bytes);
+                sealed
+                    .entry((0, window))
+                    .or_default()
+                    .push((chunk_key(0, window, id, first), state.head.to_bytes()));
                 state.head = codec::ChunkEncoder::new(1, series::RAW_BLOCK);
-                chunks += 1;
             }
             state.close_rollups(until, &mut done);
             for (tier, window, bytes) in done.drain(..) {
-                let key = chunk_key(tier, window, id, window);
-                *self.sizes.entry((tier, window)).or_default() += (key.len() + bytes.len()) as u64;
-                batch.insert(&key, &bytes);
-                chunks += 1;
-            }
-            if state.dirty {
-                let snap = state.snapshot();
-                self.snapshot_bytes.insert(id, snap.len() as u64 + 5);
-                batch.insert(&id_key(b'H', id), &snap);
-                state.dirty = false;
+                sealed
+                    .entry((tier, window))
+                    .or_default()
+                    .push((chunk_key(tier, window, id, window), bytes));
             }
         }
+        // Chunk bytes first, synced; then the index that points at them.
+        let mut chunks = 0usize;
+        for (&(tier, window), group) in &sealed {
+            let bytes: Vec<&[u8]> = group.iter().map(|(_, b)| b.as_slice()).collect();
+            let refs = self.blocks.append(tier, window, &bytes)?;
+            for ((key, _), at) in group.iter().zip(refs) {
+                batch.insert(key, &at.encode());
+                *self.sizes.entry((tier, window)).or_default() +=
+                    (key.len() + ENTRY_LEN) as u64 + u64::from(at.len);
+            }
+            chunks += group.len();
+        }
+        let generation = self.snapshot_generation + 1;
+        let states: Vec<(u32, Vec<u8>)> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, state)| (i as u32, state.snapshot()))
+            .collect();
+        self.snapshot_bytes = self.snapshots.write(generation, &states)?;
         let sealed_until = until.max(self.sealed_until);
         batch.insert(META_SEALED, &sealed_until.to_le_bytes());
+        batch.insert(META_SNAPSHOT, &generation.to_le_bytes());
         self.kv.apply(batch)?;
         self.kv.flush()?;
         self.index_dirty = false;
+        self.snapshot_generation = generation;
+        self.snapshots.remove_others(generation)?;
         self.wal.rotate()?;
         self.sealed_until = sealed_until;
         self.stats.seals += 1;
@@ -598,13 +647,14 @@ impl Store {
             batch.remove(&item?.0);
         }
         self.kv.apply(batch)?;
+        // The index no longer points into the file: a crash here leaves a
+        // file that the next open removes.
+        self.blocks.remove(tier, window)?;
         Ok(self.sizes.remove(&(tier, window)).unwrap_or(0))
     }
 
     fn stored_bytes(&self) -> u64 {
-        self.sizes.values().sum::<u64>()
-            + self.snapshot_bytes.values().sum::<u64>()
-            + self.wal.bytes_on_disk()
+        self.sizes.values().sum::<u64>() + self.snapshot_bytes + self.wal.bytes_on_disk()
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -648,8 +698,10 @@ impl Store {
             .collect();
         for w in windows {
             for item in self.kv.scan_prefix(&series_chunk_prefix(0, w, series)) {
-                let (_, bytes) = item?;
-                self.each_row(&bytes, from, to, |ts, row| each(ts, row[0]))?;
+                let (_, entry) = item?;
+                if let Some(bytes) = self.read_chunk(0, w, &entry) {
+                    self.each_row(&bytes, from, to, |ts, row| each(ts, row[0]));
+                }
             }
         }
         if state.head.first_ts().is_some_and(|f| f <= to) {
@@ -683,8 +735,10 @@ impl Store {
             .map(|(&(_, w), _)| w)
             .collect();
         for w in windows {
-            if let Some(bytes) = self.kv.get(&chunk_key(tier, w, series, w))? {
-                self.each_row(&bytes, from, to, &mut each)?;
+            if let Some(entry) = self.kv.get(&chunk_key(tier, w, series, w))?
+                && let Some(bytes) = self.read_chunk(tier, w, &entry)
+            {
+                self.each_row(&bytes, from, to, &mut each);
             }
         }
         let building = &state.tiers[usize::from(tier) - 1].enc;
@@ -705,20 +759,27 @@ impl Store {
         Ok(())
     }
 
-    fn each_row(
-        &self,
-        bytes: &[u8],
-        from: i64,
-        to: i64,
-        mut each: impl FnMut(i64, &[f64]),
-    ) -> Result<(), StoreError> {
+    /// A chunk's bytes, or `None` (counted and logged) when they cannot be
+    /// trusted: one bad chunk must not take the rest of the series down with it.
+    fn read_chunk(&self, tier: u8, window: i64, entry: &[u8]) -> Option<Vec<u8>> {
+        let failure = match ChunkRef::decode(entry).map(|at| self.blocks.read(tier, window, at)) {
+            Some(Ok(bytes)) => return Some(bytes),
+            Some(Err(ReadFailure::Checksum)) => "checksum mismatch".to_string(),
+            Some(Err(ReadFailure::Missing(why))) => why,
+            None => "bad index entry".to_string(),
+        };
+        self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
+        warn!(tier, window, error = %failure, "skipping an unreadable chunk");
+        None
+    }
+
+    fn each_row(&self, bytes: &[u8], from: i64, to: i64, mut each: impl FnMut(i64, &[f64])) {
         let chunk = match decode_chunk(bytes) {
             Ok(chunk) => chunk,
             Err(e) => {
-                // One bad chunk must not take the rest of the series down with it.
                 self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %e, "skipping an unreadable chunk");
-                return Ok(());
+                warn!(error = %e, "skipping an undecodable chunk");
+                return;
             }
         };
         let mut row = vec![0.0; chunk.cols.len()];
@@ -734,7 +795,6 @@ impl Store {
             }
             each(ts, &row);
         }
-        Ok(())
     }
 
     /// The oldest time a tier holds data for, if any.
@@ -1056,6 +1116,42 @@ mod tests {
             stepped(&store, g, 0, HOUR - 1, MIN, Aggregation::Max).len(),
             60
         );
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_skipped_and_counted_and_the_rest_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let a = store.register(SeriesDesc::gauge(key("a"), "1")).unwrap();
+        let b = store.register(SeriesDesc::gauge(key("b"), "1")).unwrap();
+        let batch: Vec<Sample> = (0..1200)
+            .flat_map(|i| {
+                [a, b].map(|series| Sample {
+                    series,
+                    ts: i * 1000,
+                    value: i as f64,
+                })
+            })
+            .collect();
+        store.append(&batch).unwrap();
+        store.close().unwrap();
+        // Flip a byte in the middle of the first window's file: series a's chunk.
+        let path = dir.path().join("blocks/0-0.blk");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[12] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let got_a = raw(&store, a, 0, i64::MAX);
+        let got_b = raw(&store, b, 0, i64::MAX);
+        assert_eq!(
+            got_a.first().map(|p| p.0),
+            Some(600_000),
+            "a's first window is gone"
+        );
+        assert_eq!(got_a.len(), 600);
+        assert_eq!(got_b.len(), 1200, "b is untouched");
+        assert_eq!(store.stats().chunks_unreadable, 1);
     }
 
     #[test]

@@ -183,8 +183,6 @@ pub struct SeriesState {
     /// Last raw sample of a counter, to compute increases across intervals.
     prev: Option<(i64, f64)>,
     pub tiers: [TierState; 2],
-    /// Changed since the last snapshot.
-    pub dirty: bool,
 }
 
 impl SeriesState {
@@ -195,7 +193,6 @@ impl SeriesState {
             last_ts: None,
             prev: None,
             tiers: [TierState::new(TIER_1M), TierState::new(TIER_1H)],
-            dirty: false,
         }
     }
 
@@ -207,7 +204,6 @@ impl SeriesState {
     pub fn push(&mut self, ts: i64, value: f64, done: &mut Vec<(u8, i64, Vec<u8>)>) {
         self.head.push(ts, &[value]);
         self.last_ts = Some(ts);
-        self.dirty = true;
         let agg = if self.is_counter() {
             let (inc, span) = match self.prev {
                 Some((pts, pv)) => (counter_increase(pv, value), (ts - pts) as f64),
