@@ -636,7 +636,7 @@ mod tests {
         let err = parse("", env).unwrap_err().to_string();
         assert!(err.contains("WARD_AGENT_INTERVALL"), "{err}");
         assert!(
-            err.ends_with("WARD_AGENT_HOST_NAME, WARD_AGENT_INTERVAL"),
+            err.ends_with("WARD_AGENT_INTERVAL, WARD_AGENT_DATA_DIR, WARD_AGENT_HOST_NAME"),
             "{err}"
         );
 

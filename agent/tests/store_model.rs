@@ -8,6 +8,8 @@
 //!   equals the model's samples aggregated by hand, whichever tier answers;
 //! - late samples are refused and counted, never stored.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

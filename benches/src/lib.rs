@@ -537,7 +537,7 @@ impl HostSim {
                     every,
                     step,
                 } => {
-                    if tick % *every == 0 {
+                    if tick.is_multiple_of(*every) {
                         *value += ((*sigma * rng.normal()) / *step).round() * *step;
                         *value = value.max(0.0);
                     }

@@ -507,7 +507,8 @@ impl Store {
         let mut batch = KvBatch::default();
         let mut done = Vec::new();
         // Chunks by (tier, window): their index keys and bytes.
-        let mut sealed: BTreeMap<(u8, i64), Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+        type Sealed = Vec<(Vec<u8>, Vec<u8>)>;
+        let mut sealed: BTreeMap<(u8, i64), Sealed> = BTreeMap::new();
         for (i, state) in self.series.iter_mut().enumerate() {
             let id = SeriesId(i as u32);
             if let Some(first) = state.head.first_ts() {

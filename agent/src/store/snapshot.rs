@@ -23,6 +23,9 @@ const MAGIC: &[u8; 7] = b"WARDSNP";
 /// The snapshot format written by this module.
 pub const SNAPSHOT_FILE_VERSION: u8 = 1;
 
+/// Each series' state, by series id.
+pub type SeriesStates = Vec<(u32, Vec<u8>)>;
+
 #[derive(Debug)]
 pub struct SnapshotFiles {
     dir: PathBuf,
@@ -73,7 +76,7 @@ impl SnapshotFiles {
     }
 
     /// Reads generation `generation`: each series' state, and the file's size.
-    pub fn read(&self, generation: u64) -> Result<(Vec<(u32, Vec<u8>)>, u64), StoreError> {
+    pub fn read(&self, generation: u64) -> Result<(SeriesStates, u64), StoreError> {
         let path = self.path(generation);
         let bytes = fs::read(&path).map_err(io_at(&path))?;
         let corrupt = |why: &str| StoreError::Corrupt(format!("{}: {why}", path.display()));

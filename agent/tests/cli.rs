@@ -1,0 +1,187 @@
+//! The `ward-agent` binary, run for real: config checking, the daemon's
+//! start, its refusal to share a data directory, and its shutdown on signals.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_shared::{Labels, SeriesKey};
+
+fn agent() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward-agent"));
+    // The tests must not pick up an operator's overrides.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARD_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+fn check(text: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ward.toml");
+    std::fs::write(&file, text).unwrap();
+    agent().arg("check-config").arg(&file).output().unwrap()
+}
+
+/// A running agent whose log lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = agent()
+            .args(["run", "--data-dir"])
+            .arg(data_dir)
+            .env("WARD_AGENT_INTERVAL", "100ms")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn check_config_accepts_the_defaults_and_names_what_is_wrong() {
+    let defaults = agent().arg("default-config").output().unwrap();
+    assert!(defaults.status.success());
+    let out = check(std::str::from_utf8(&defaults.stdout).unwrap());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+
+    let out = check("[store]\nflush_interval = \"often\"\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("store.flush_interval = \"often\" is not valid"),
+        "{err}"
+    );
+    assert!(err.contains("expected a duration"), "{err}");
+
+    let out = check("[agent]\nintreval = \"1s\"\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `intreval`"));
+
+    let out = agent()
+        .arg("check-config")
+        .arg("/nonexistent/ward.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ward.toml"));
+}
+
+#[test]
+fn the_daemon_stores_its_own_health_refuses_a_second_agent_and_stops_on_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Running::start(&data);
+    first.wait_for("agent started");
+
+    // A second agent on the same directory is refused, naming the holder.
+    let out = agent()
+        .args(["run", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("is in use by pid {}", first.child.id())),
+        "{err}"
+    );
+    assert!(err.contains(&data.display().to_string()), "{err}");
+
+    std::thread::sleep(Duration::from_millis(1500));
+    first.signal("TERM");
+    first.wait_for("store closed");
+    let mut first = first;
+    assert!(first.child.wait().unwrap().success());
+
+    // Again, stopped with SIGINT this time; the data adds up across both runs.
+    let second = Running::start(&data);
+    second.wait_for("agent started");
+    std::thread::sleep(Duration::from_millis(1000));
+    second.signal("INT");
+    second.wait_for("agent stopped");
+    let mut second = second;
+    assert!(second.child.wait().unwrap().success());
+
+    let store = Store::open(&data, StoreOptions::default()).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let key = SeriesKey::new(
+        "ward.agent.memory.rss",
+        Labels::new([("host.name", host.trim())]).unwrap(),
+    )
+    .unwrap();
+    let id = store
+        .lookup(&key)
+        .expect("the agent registered its RSS series");
+    let points = store
+        .query(&Query {
+            series: id,
+            start: 0,
+            end: i64::MAX,
+            step: None,
+            agg: Aggregation::Last,
+        })
+        .unwrap();
+    assert!(
+        points.len() >= 15,
+        "{} samples over ~2.5 s at 100 ms",
+        points.len()
+    );
+    assert!(
+        points.iter().all(|p| p.value > 1e6 && p.value < 1e9),
+        "an RSS in bytes"
+    );
+}
+
+#[test]
+fn the_readme_shows_the_default_config_as_the_code_has_it() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let defaults = ward_agent::config::default_toml();
+    assert!(
+        readme.contains(&format!("```toml\n{defaults}```")),
+        "README.md's config block differs from `ward-agent default-config`:\n{defaults}"
+    );
+}
