@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
 use ward_shared::{Labels, Sample, SeriesDesc, SeriesId, SeriesKey};
 
@@ -42,6 +43,10 @@ enum Op {
         frac: u16,
     },
     Flush,
+    /// Nothing at all for hours, not even maintenance: past rollup windows.
+    Silence {
+        hours: i64,
+    },
     /// The wall clock moves past the current window.
     Maintain,
     Reopen {
@@ -68,6 +73,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..SERIES, 0i64..5000).prop_map(|(series, back)| Op::Late { series, back }),
         2 => (0..SERIES, any::<u16>()).prop_map(|(series, frac)| Op::Backfill { series, frac }),
         1 => Just(Op::Flush),
+        1 => (5i64..9).prop_map(|hours| Op::Silence { hours }),
         1 => Just(Op::Maintain),
         2 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         3 => (0..SERIES, any::<u16>(), any::<u16>()).prop_map(|(series, a, b)| Op::QueryRaw { series, a, b }),
@@ -199,6 +205,7 @@ impl Harness {
                 }
             }
             Op::Flush => self.store().flush().unwrap(),
+            Op::Silence { hours } => self.clock += hours * 3_600_000,
             Op::Maintain => {
                 self.clock += 2 * WINDOW_MS + 61_000;
                 let now = self.clock;
@@ -300,7 +307,14 @@ impl Harness {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        // Relative to the package root, where cargo runs the test; committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/store_model.proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_store_agrees_with_a_plain_model(ops in prop::collection::vec(op(), 1..30)) {

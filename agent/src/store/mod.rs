@@ -35,7 +35,7 @@
 //!   'M' "sealed_until"            -> i64le  every sample before it is in a chunk
 //!   'M' "snapshot"                -> u64le  the snapshot generation that matches the index
 //!   'S' series:u32be              -> JSON SeriesDesc (name, labels, kind, unit, precision)
-//!   'C' tier:u8 window:u64be series:u32be first_ts:u64be
+//!   'C' tier:u8 window:u64be series:u32be first_ts:u64be (of the chunk's first row)
 //!                                 -> offset:u64le len:u32le crc32:u32le of the chunk
 //!                                    (see codec.rs) in the tier's block file for that window
 //!        tier 0 raw samples,   window 30 min (more than one chunk if the agent restarted)
@@ -73,7 +73,7 @@ use blocks::{BlockFiles, ChunkRef, ENTRY_LEN, ReadFailure};
 use codec::{decode_chunk, round_to};
 use kv::{Kv, KvBatch};
 use lock::DirLock;
-use series::{ROLLUP_TIERS, SeriesState, floor_to};
+use series::{FinishedChunk, ROLLUP_TIERS, SeriesState, floor_to};
 use snapshot::SnapshotFiles;
 use wal::Wal;
 
@@ -218,6 +218,12 @@ fn chunk_key(tier: u8, window: i64, series: SeriesId, first_ts: i64) -> Vec<u8> 
     k
 }
 
+/// Lowers a tier's oldest timestamp to `first_ts` if that is older.
+fn note_oldest(oldest: &mut [Option<i64>; 3], tier: u8, first_ts: i64) {
+    let slot = &mut oldest[usize::from(tier)];
+    *slot = Some(slot.map_or(first_ts, |o| o.min(first_ts)));
+}
+
 fn id_key(tag: u8, series: SeriesId) -> [u8; 5] {
     let b = series.0.to_be_bytes();
     [tag, b[0], b[1], b[2], b[3]]
@@ -241,6 +247,8 @@ pub struct Store {
     sealed_until: i64,
     /// Bytes of chunks and their index entries per (tier, window).
     sizes: BTreeMap<(u8, i64), u64>,
+    /// Per tier, the first timestamp of the oldest chunk on disk.
+    oldest_on_disk: [Option<i64>; 3],
     snapshot_bytes: u64,
     /// New series since the engine was last flushed.
     index_dirty: bool,
@@ -311,6 +319,7 @@ impl Store {
             window: None,
             sealed_until,
             sizes: BTreeMap::new(),
+            oldest_on_disk: [None; 3],
             snapshot_bytes: 0,
             index_dirty: false,
             stats: StoreStats::default(),
@@ -395,6 +404,7 @@ impl Store {
                 })?;
             let tw = (k[1], from_be_ts(&k[2..10]));
             *self.sizes.entry(tw).or_default() += (k.len() + ENTRY_LEN) as u64 + u64::from(at.len);
+            note_oldest(&mut self.oldest_on_disk, k[1], from_be_ts(&k[14..22]));
             let end = ends.entry(tw).or_default();
             *end = (*end).max(at.end());
         }
@@ -485,11 +495,37 @@ impl Store {
         };
         let mut done = Vec::new();
         state.push(s.ts, value, &mut done);
-        debug_assert!(done.is_empty(), "rollup windows end only at seals");
+        if !done.is_empty() {
+            self.write_rollups(s.series, done)?;
+        }
         if log {
             self.wal.push(&Sample { value, ..*s });
         }
         Ok(Accepted::Yes)
+    }
+
+    /// Writes rollup chunks that a sample completed between seals: after a
+    /// restart mid-interval, a series that stays silent past the end of its
+    /// rollup window completes that window only when it speaks again. Not
+    /// synced: after a crash, the snapshot and the log give the same chunks.
+    fn write_rollups(
+        &mut self,
+        series: SeriesId,
+        done: Vec<FinishedChunk>,
+    ) -> Result<(), StoreError> {
+        for c in done {
+            let key = chunk_key(c.tier, c.window, series, c.first_ts);
+            for at in self
+                .blocks
+                .append(c.tier, c.window, &[c.bytes.as_slice()])?
+            {
+                self.kv.insert(&key, &at.encode())?;
+                *self.sizes.entry((c.tier, c.window)).or_default() +=
+                    (key.len() + ENTRY_LEN) as u64 + u64::from(at.len);
+            }
+            note_oldest(&mut self.oldest_on_disk, c.tier, c.first_ts);
+        }
+        Ok(())
     }
 
     /// Makes every accepted sample durable.
@@ -520,11 +556,11 @@ impl Store {
                 state.head = codec::ChunkEncoder::new(1, series::RAW_BLOCK);
             }
             state.close_rollups(until, &mut done);
-            for (tier, window, bytes) in done.drain(..) {
+            for c in done.drain(..) {
                 sealed
-                    .entry((tier, window))
+                    .entry((c.tier, c.window))
                     .or_default()
-                    .push((chunk_key(tier, window, id, window), bytes));
+                    .push((chunk_key(c.tier, c.window, id, c.first_ts), c.bytes));
             }
         }
         // Chunk bytes first, synced; then the index that points at them.
@@ -534,6 +570,7 @@ impl Store {
             let refs = self.blocks.append(tier, window, &bytes)?;
             for ((key, _), at) in group.iter().zip(refs) {
                 batch.insert(key, &at.encode());
+                note_oldest(&mut self.oldest_on_disk, tier, from_be_ts(&key[14..22]));
                 *self.sizes.entry((tier, window)).or_default() +=
                     (key.len() + ENTRY_LEN) as u64 + u64::from(at.len);
             }
@@ -651,7 +688,23 @@ impl Store {
         // The index no longer points into the file: a crash here leaves a
         // file that the next open removes.
         self.blocks.remove(tier, window)?;
-        Ok(self.sizes.remove(&(tier, window)).unwrap_or(0))
+        let freed = self.sizes.remove(&(tier, window)).unwrap_or(0);
+        // The tier's oldest data is now in its next window.
+        let next = self
+            .sizes
+            .range((tier, i64::MIN)..(tier, i64::MAX))
+            .next()
+            .map(|(&(_, w), _)| w);
+        self.oldest_on_disk[usize::from(tier)] = None;
+        if let Some(w) = next {
+            for item in self.kv.scan_prefix(&chunk_prefix(tier, w)) {
+                let (k, _) = item?;
+                if k.len() == 22 {
+                    note_oldest(&mut self.oldest_on_disk, tier, from_be_ts(&k[14..22]));
+                }
+            }
+        }
+        Ok(freed)
     }
 
     fn stored_bytes(&self) -> u64 {
@@ -690,6 +743,9 @@ impl Store {
         to: i64,
         mut each: impl FnMut(i64, f64),
     ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
         let state = &self.series[series.0 as usize];
         let first_window = floor_to(from, self.window_ms);
         let windows: Vec<i64> = self
@@ -728,6 +784,9 @@ impl Store {
         to: i64,
         mut each: impl FnMut(i64, &[f64]),
     ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
         let state = &self.series[series.0 as usize];
         let t = ROLLUP_TIERS[usize::from(tier) - 1];
         let windows: Vec<i64> = self
@@ -736,10 +795,11 @@ impl Store {
             .map(|(&(_, w), _)| w)
             .collect();
         for w in windows {
-            if let Some(entry) = self.kv.get(&chunk_key(tier, w, series, w))?
-                && let Some(bytes) = self.read_chunk(tier, w, &entry)
-            {
-                self.each_row(&bytes, from, to, &mut each);
+            for item in self.kv.scan_prefix(&series_chunk_prefix(tier, w, series)) {
+                let (_, entry) = item?;
+                if let Some(bytes) = self.read_chunk(tier, w, &entry) {
+                    self.each_row(&bytes, from, to, &mut each);
+                }
             }
         }
         let building = &state.tiers[usize::from(tier) - 1].enc;
@@ -798,13 +858,9 @@ impl Store {
         }
     }
 
-    /// The oldest time a tier holds data for, if any.
+    /// The first timestamp a tier holds, if any (a rollup row's is its start).
     fn oldest(&self, tier: u8) -> Option<i64> {
-        let on_disk = self
-            .sizes
-            .range((tier, i64::MIN)..(tier, i64::MAX))
-            .next()
-            .map(|(&(_, w), _)| w);
+        let on_disk = self.oldest_on_disk[usize::from(tier)];
         let in_memory = self
             .series
             .iter()
@@ -1153,6 +1209,72 @@ mod tests {
         assert_eq!(got_a.len(), 600);
         assert_eq!(got_b.len(), 1200, "b is untouched");
         assert_eq!(store.stats().chunks_unreadable, 1);
+    }
+
+    #[test]
+    fn rollups_survive_a_restart_followed_by_a_long_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        let at = |from: i64, n: i64| -> Vec<Sample> {
+            (0..n)
+                .map(|i| Sample {
+                    series: g,
+                    ts: from + i * 1000,
+                    value: (i % 10) as f64,
+                })
+                .collect()
+        };
+        // Ten and a half minutes, closed mid-minute; then silence until 7 h
+        // later, past the end of the 6-hour rollup window.
+        store.append(&at(0, 630)).unwrap();
+        store.close().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        store.append(&at(7 * HOUR, 600)).unwrap();
+        store.compact().unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let minutes = stepped(&store, g, 0, 8 * HOUR, MIN, Aggregation::Max);
+        assert_eq!(minutes.len(), 11 + 10, "{minutes:?}");
+        assert_eq!(
+            minutes[10],
+            (10 * MIN, 9.0),
+            "the minute the close cut in two"
+        );
+        let hours = stepped(&store, g, 0, 8 * HOUR, HOUR, Aggregation::Avg);
+        assert_eq!(
+            hours.iter().map(|p| p.0).collect::<Vec<_>>(),
+            vec![0, 7 * HOUR]
+        );
+        assert_eq!(hours[0].1, 4.5);
+    }
+
+    #[test]
+    fn a_query_ending_inside_a_coarse_row_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let g = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        // 05:00 to 07:00: the 05:00 hour row ends in the next 6-hour window.
+        let batch: Vec<Sample> = (0..7200)
+            .map(|i| Sample {
+                series: g,
+                ts: 5 * HOUR + i * 1000,
+                value: 1.0,
+            })
+            .collect();
+        store.append(&batch).unwrap();
+        store.compact().unwrap();
+        // The hour row covers past the end: nothing is left for finer tiers.
+        let got = stepped(
+            &store,
+            g,
+            5 * HOUR,
+            5 * HOUR + 30 * MIN,
+            HOUR,
+            Aggregation::Avg,
+        );
+        assert_eq!(got, vec![(5 * HOUR, 1.0)]);
     }
 
     #[test]

@@ -102,12 +102,16 @@ impl Store {
 
     fn bucketed(&self, q: &Query, step: i64, counter: bool) -> Result<Vec<Point>, StoreError> {
         let mut tier = tier_for_step(step);
-        // Fall back to a coarser tier when this one does not reach the start.
+        // Fall back to a coarser tier when this one no longer reaches the
+        // start and the coarser one holds whole rows from before it (the
+        // finer tier's retention is shorter).
         while tier < 2 {
             let here = self.oldest(tier);
-            let coarser = self.oldest(tier + 1);
+            let coarser_width = ROLLUP_TIERS[usize::from(tier)].width_ms;
             let short = here.is_none_or(|h| h > q.start);
-            let older = coarser.is_some_and(|c| here.is_none_or(|h| c < h));
+            let older = self
+                .oldest(tier + 1)
+                .is_some_and(|c| here.is_none_or(|h| c + coarser_width <= h));
             if short && older {
                 tier += 1;
             } else {
@@ -130,6 +134,9 @@ impl Store {
         // Coarse to fine: each finer tier fills in after what the coarser covered.
         let mut from = q.start;
         for t in (1..=tier).rev() {
+            if from > q.end {
+                break;
+            }
             let width = ROLLUP_TIERS[usize::from(t) - 1].width_ms;
             let mut covered = from;
             self.rollup_rows(q.series, t, floor_to(from, width), q.end, |start, row| {

@@ -19,6 +19,15 @@ pub const ROLLUP_BLOCK: usize = 16;
 pub const ROLLUP_COLS: usize = 6;
 const SNAPSHOT_VERSION: u8 = 1;
 
+/// A rollup chunk whose window is over, ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedChunk {
+    pub tier: u8,
+    pub window: i64,
+    pub first_ts: i64,
+    pub bytes: Vec<u8>,
+}
+
 /// A rollup tier: points of `width_ms`, stored in chunks of `window_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tier {
@@ -125,13 +134,10 @@ impl TierState {
     }
 
     /// Adds a finished point; a chunk whose window it leaves goes to `done`.
-    fn push_point(&mut self, point: &Agg, done: &mut Vec<(u8, i64, Vec<u8>)>) {
+    fn push_point(&mut self, point: &Agg, done: &mut Vec<FinishedChunk>) {
         let window = floor_to(point.start, self.tier.window_ms);
         if window != self.window {
-            if !self.enc.is_empty() {
-                done.push((self.tier.id, self.window, self.enc.to_bytes()));
-                self.enc = ChunkEncoder::new(ROLLUP_COLS, ROLLUP_BLOCK);
-            }
+            self.hand_over(done);
             self.window = window;
         }
         self.enc.push(point.start, &point.row());
@@ -165,9 +171,21 @@ impl TierState {
     }
 
     /// Hands the chunk over if its window ends by `until`.
-    fn finish_window(&mut self, until: i64, done: &mut Vec<(u8, i64, Vec<u8>)>) {
-        if !self.enc.is_empty() && self.window + self.tier.window_ms <= until {
-            done.push((self.tier.id, self.window, self.enc.to_bytes()));
+    fn finish_window(&mut self, until: i64, done: &mut Vec<FinishedChunk>) {
+        if self.window + self.tier.window_ms <= until {
+            self.hand_over(done);
+        }
+    }
+
+    /// Moves the chunk being built, if any, to `done`.
+    fn hand_over(&mut self, done: &mut Vec<FinishedChunk>) {
+        if let Some(first_ts) = self.enc.first_ts() {
+            done.push(FinishedChunk {
+                tier: self.tier.id,
+                window: self.window,
+                first_ts,
+                bytes: self.enc.to_bytes(),
+            });
             self.enc = ChunkEncoder::new(ROLLUP_COLS, ROLLUP_BLOCK);
         }
     }
@@ -201,7 +219,7 @@ impl SeriesState {
     }
 
     /// Appends a sample that is later than every sample so far.
-    pub fn push(&mut self, ts: i64, value: f64, done: &mut Vec<(u8, i64, Vec<u8>)>) {
+    pub fn push(&mut self, ts: i64, value: f64, done: &mut Vec<FinishedChunk>) {
         self.head.push(ts, &[value]);
         self.last_ts = Some(ts);
         let agg = if self.is_counter() {
@@ -219,7 +237,7 @@ impl SeriesState {
         }
     }
 
-    fn close_minute(&mut self, minute: &Agg, done: &mut Vec<(u8, i64, Vec<u8>)>) {
+    fn close_minute(&mut self, minute: &Agg, done: &mut Vec<FinishedChunk>) {
         self.tiers[0].push_point(minute, done);
         if let Some(hour) = self.tiers[1].accumulate(minute) {
             self.tiers[1].push_point(&hour, done);
@@ -227,7 +245,7 @@ impl SeriesState {
     }
 
     /// Closes every interval and rollup window that ends by `until`.
-    pub fn close_rollups(&mut self, until: i64, done: &mut Vec<(u8, i64, Vec<u8>)>) {
+    pub fn close_rollups(&mut self, until: i64, done: &mut Vec<FinishedChunk>) {
         if let Some(minute) = self.tiers[0].close_before(until) {
             self.close_minute(&minute, done);
         }
