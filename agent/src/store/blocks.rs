@@ -24,7 +24,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
+use super::{StoreError, io_at};
 
 const MAGIC: &[u8; 7] = b"WARDBLK";
 /// The block file format written by this module.
@@ -82,13 +82,6 @@ pub enum ReadFailure {
 #[derive(Debug)]
 pub struct BlockFiles {
     dir: PathBuf,
-}
-
-fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl BlockFiles {

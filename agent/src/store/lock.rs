@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::StoreError;
+use super::{StoreError, io_at};
 
 /// Held for as long as the store is open; released on drop.
 #[derive(Debug)]
@@ -19,17 +19,14 @@ pub struct DirLock {
 impl DirLock {
     pub fn acquire(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("LOCK");
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = io_at(&path);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(io)?;
+            .map_err(&io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -53,8 +50,8 @@ impl DirLock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.set_len(0).map_err(&io)?;
+        file.seek(SeekFrom::Start(0)).map_err(&io)?;
         writeln!(
             file,
             "pid {} ({}) on host {} since unix time {}",
@@ -63,7 +60,7 @@ impl DirLock {
             host.trim(),
             started
         )
-        .map_err(io)?;
+        .map_err(&io)?;
         Ok(Self { _file: file })
     }
 }

@@ -188,6 +188,14 @@ pub struct StoreStats {
     pub pending_samples: u64,
 }
 
+/// An I/O error on `path`, as a store error that names the path.
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn be_ts(ts: i64) -> [u8; 8] {
     ((ts as u64) ^ (1 << 63)).to_be_bytes()
 }
@@ -267,10 +275,7 @@ impl Store {
                 opts.raw_window
             )));
         }
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let lock = DirLock::acquire(dir)?;
         let kv = Kv::open(&dir.join("db"), opts.cache_capacity)?;
         match kv.get(META_FORMAT)? {

@@ -16,8 +16,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
 use super::codec::{get_varint, put_varint};
+use super::{StoreError, io_at};
 
 const MAGIC: &[u8; 7] = b"WARDSNP";
 /// The snapshot format written by this module.
@@ -29,13 +29,6 @@ pub type SeriesStates = Vec<(u32, Vec<u8>)>;
 #[derive(Debug)]
 pub struct SnapshotFiles {
     dir: PathBuf,
-}
-
-fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl SnapshotFiles {

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use ward_shared::{Sample, SeriesId};
 
-use super::StoreError;
 use super::codec::{get_varint, put_varint, unzigzag, zigzag};
+use super::{StoreError, io_at};
 
 const MAGIC: &[u8; 7] = b"WARDWAL";
 /// The log format written by this module.
@@ -47,13 +47,6 @@ pub struct Wal {
     pending: u64,
     last_ts: i64,
     bytes_on_disk: u64,
-}
-
-fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
