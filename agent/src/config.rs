@@ -51,6 +51,7 @@ pub enum ConfigError {
 pub struct RawConfig {
     pub agent: RawAgent,
     pub store: RawStore,
+    pub collect: RawCollect,
     pub log: RawLog,
 }
 
@@ -108,6 +109,45 @@ impl Default for RawStore {
     }
 }
 
+/// `[collect]`: what the agent collects, and where the host's kernel interfaces are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCollect {
+    /// The host's /proc; "/host/proc" when the agent runs in a container.
+    pub proc_path: String,
+    /// The host's /sys; "/host/sys" in a container.
+    pub sys_path: String,
+    /// The host's root filesystem, under which mounts are measured; "/host" in a container.
+    pub root_path: String,
+    /// Collectors to leave off, by name: cpu, memory, disk, filesystem, network, process, agent.
+    pub disabled: Vec<String>,
+    /// How often the process collector runs (the process list costs the most to read).
+    pub process_interval: String,
+}
+
+impl Default for RawCollect {
+    fn default() -> Self {
+        Self {
+            proc_path: "/proc".into(),
+            sys_path: "/sys".into(),
+            root_path: "/".into(),
+            disabled: Vec::new(),
+            process_interval: "5s".into(),
+        }
+    }
+}
+
+/// The collectors there are, by name.
+pub const COLLECTORS: [&str; 7] = [
+    "cpu",
+    "memory",
+    "disk",
+    "filesystem",
+    "network",
+    "process",
+    "agent",
+];
+
 /// `[log]`: the agent's own logs, on standard error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -134,7 +174,16 @@ impl Default for RawLog {
 pub struct Config {
     pub agent: AgentConfig,
     pub store: StoreConfig,
+    pub collect: CollectConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectConfig {
+    pub paths: crate::collect::HostPaths,
+    /// Names from [`COLLECTORS`] that run.
+    pub enabled: Vec<&'static str>,
+    pub process_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +334,43 @@ impl RawConfig {
         let disk_budget = size("store.disk_budget", &s.disk_budget, 16 << 20)?;
         let cache_capacity = size("store.cache_capacity", &s.cache_capacity, 1 << 20)?;
 
+        let c = &self.collect;
+        for name in &c.disabled {
+            if !COLLECTORS.contains(&name.as_str()) {
+                return Err(invalid(
+                    "collect.disabled",
+                    name,
+                    &format!("collector names among {}", COLLECTORS.join(", ")),
+                ));
+            }
+        }
+        for (k, v) in [
+            ("collect.proc_path", &c.proc_path),
+            ("collect.sys_path", &c.sys_path),
+            ("collect.root_path", &c.root_path),
+        ] {
+            if !v.starts_with('/') {
+                return Err(invalid(k, v, "an absolute path"));
+            }
+        }
+        let collect = CollectConfig {
+            paths: crate::collect::HostPaths {
+                proc: PathBuf::from(&c.proc_path),
+                sys: PathBuf::from(&c.sys_path),
+                root: PathBuf::from(&c.root_path),
+            },
+            enabled: COLLECTORS
+                .into_iter()
+                .filter(|n| !c.disabled.iter().any(|d| d == n))
+                .collect(),
+            process_interval: duration(
+                "collect.process_interval",
+                &c.process_interval,
+                interval,
+                HOUR,
+            )?,
+        };
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -328,6 +414,7 @@ impl RawConfig {
                     ..StoreOptions::default()
                 },
             },
+            collect,
             log: LogConfig { level, format },
         })
     }
@@ -405,6 +492,15 @@ fn apply_env(
                 .parse::<bool>()
                 .map(toml::Value::Boolean)
                 .unwrap_or(toml::Value::String(value)),
+            // Lists are written comma-separated: WARD_COLLECT_DISABLED=process,disk
+            toml::Value::Array(_) => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| toml::Value::String(v.to_string()))
+                    .collect(),
+            ),
             _ => toml::Value::String(value),
         };
         let mut t = &mut *table;
@@ -643,6 +739,31 @@ mod tests {
         let env = vec![("WARD_AGENT_INTERVAL".to_string(), "soon".to_string())];
         let err = parse("", env).unwrap_err().to_string();
         assert!(err.contains("agent.interval = \"soon\""), "{err}");
+    }
+
+    #[test]
+    fn collectors_can_be_left_off_and_unknown_ones_are_named() {
+        let c = parse("[collect]\ndisabled = [\"process\"]\n", no_env()).unwrap();
+        assert!(!c.collect.enabled.contains(&"process"));
+        assert!(c.collect.enabled.contains(&"cpu"));
+        let env = vec![(
+            "WARD_COLLECT_DISABLED".to_string(),
+            "disk, network".to_string(),
+        )];
+        let c = parse("", env).unwrap();
+        assert_eq!(
+            c.collect.enabled,
+            vec!["cpu", "memory", "filesystem", "process", "agent"]
+        );
+        let err = parse("[collect]\ndisabled = [\"gpus\"]\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("collect.disabled = \"gpus\""), "{err}");
+        assert!(err.contains("cpu, memory, disk"), "{err}");
+        let err = parse("[collect]\nproc_path = \"host/proc\"\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected an absolute path"), "{err}");
     }
 
     #[test]

@@ -1,16 +1,12 @@
-//! The running agent: the store and the tasks around it.
+//! The running agent: the store, the collectors, and the tasks around them.
 //!
-//! Owns the task layout and the shutdown order; it collects nothing itself
-//! beyond the agent's own health (`ward.agent.*`, `ward.store.*`), which
-//! proves the write path end to end until the host collectors land.
-//!
-//! Tasks, all stopped by one [`CancellationToken`]:
-//! - tick: every `agent.interval`, sample the agent's own health and append it;
+//! Owns the task layout and the shutdown order. Collectors run on threads of
+//! their own (see `collect::runner`); the async side runs two timers:
 //! - flush: every `store.flush_interval`, make accepted samples durable;
 //! - maintain: every minute, seal idle windows, apply retention and the budget.
 //!
-//! Shutdown order: stop the tasks (no new samples), then flush and seal the
-//! store, then release the data directory.
+//! Shutdown order: stop the collectors (no new samples), stop the timers,
+//! then flush and seal the store, then release the data directory.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,8 +16,17 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
-use ward_shared::{Labels, Sample, SeriesDesc, SeriesId, SeriesKey, SeriesKeyError};
+use ward_shared::{Sample, SeriesDesc, SeriesId};
 
+use crate::collect::Collector;
+use crate::collect::agent::AgentCollector;
+use crate::collect::cpu::CpuCollector;
+use crate::collect::disk::DiskCollector;
+use crate::collect::filesystem::FilesystemCollector;
+use crate::collect::memory::MemoryCollector;
+use crate::collect::network::NetworkCollector;
+use crate::collect::process::{ProcessCollector, ProcessTable};
+use crate::collect::runner::{Collectors, SampleSink};
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 
@@ -31,8 +36,6 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("bad built-in series: {0}")]
-    Series(#[from] SeriesKeyError),
     #[error("a store task stopped: {0}")]
     Task(String),
 }
@@ -66,121 +69,79 @@ impl SharedStore {
     }
 }
 
-/// The agent's own health series.
-struct SelfMetrics {
-    rss: SeriesId,
-    cpu: SeriesId,
-    stored: SeriesId,
-    accepted: SeriesId,
+impl SampleSink for SharedStore {
+    fn register(&mut self, desc: SeriesDesc) -> Result<SeriesId, StoreError> {
+        self.lock().register(desc)
+    }
+
+    fn append(&mut self, samples: &[Sample]) -> Result<(), StoreError> {
+        self.lock().append(samples).map(|_| ())
+    }
 }
 
-impl SelfMetrics {
-    fn register(store: &mut Store, host: &str) -> Result<Self, DaemonError> {
-        let labels = || Labels::new([("host.name", host)]);
-        let start = now_ms();
-        Ok(Self {
-            rss: store.register(SeriesDesc::gauge(
-                SeriesKey::new("ward.agent.memory.rss", labels()?)?,
-                "By",
-            ))?,
-            cpu: store.register(
-                SeriesDesc::counter(
-                    SeriesKey::new("ward.agent.cpu.time", labels()?)?,
-                    "s",
-                    start,
+/// The collectors the config turns on, each with its interval.
+fn collectors(
+    config: &Config,
+    store: &SharedStore,
+    processes: &ProcessTable,
+) -> Vec<(Box<dyn Collector>, Duration)> {
+    let (paths, host) = (&config.collect.paths, config.agent.host_name.as_str());
+    let every = config.agent.interval;
+    let mut out: Vec<(Box<dyn Collector>, Duration)> = Vec::new();
+    for &name in &config.collect.enabled {
+        let c: (Box<dyn Collector>, Duration) = match name {
+            "cpu" => (Box::new(CpuCollector::new(paths, host)), every),
+            "memory" => (Box::new(MemoryCollector::new(paths, host)), every),
+            "disk" => (Box::new(DiskCollector::new(paths, host)), every),
+            "filesystem" => (Box::new(FilesystemCollector::new(paths, host)), every),
+            "network" => (Box::new(NetworkCollector::new(paths, host)), every),
+            "process" => (
+                Box::new(ProcessCollector::new(paths, host, processes.clone())),
+                config.collect.process_interval,
+            ),
+            "agent" => {
+                let store = store.clone();
+                let figures = Box::new(move || {
+                    let stats = store.lock().stats();
+                    (stats.stored_bytes, stats.samples_accepted)
+                });
+                (
+                    Box::new(AgentCollector::new(host, now_ms(), figures)),
+                    every,
                 )
-                .with_precision(2),
-            )?,
-            stored: store.register(SeriesDesc::gauge(
-                SeriesKey::new("ward.store.size", labels()?)?,
-                "By",
-            ))?,
-            accepted: store.register(SeriesDesc::counter(
-                SeriesKey::new("ward.store.samples", labels()?)?,
-                "{sample}",
-                start,
-            ))?,
-        })
+            }
+            other => {
+                warn!(collector = other, "no such collector");
+                continue;
+            }
+        };
+        out.push(c);
     }
-
-    fn sample(&self, store: &Store, ts: i64, out: &mut Vec<Sample>) {
-        let stats = store.stats();
-        if let Some(rss) = own_rss_bytes() {
-            out.push(Sample {
-                series: self.rss,
-                ts,
-                value: rss,
-            });
-        }
-        if let Some(cpu) = own_cpu_seconds() {
-            out.push(Sample {
-                series: self.cpu,
-                ts,
-                value: cpu,
-            });
-        }
-        out.push(Sample {
-            series: self.stored,
-            ts,
-            value: stats.stored_bytes as f64,
-        });
-        out.push(Sample {
-            series: self.accepted,
-            ts,
-            value: stats.samples_accepted as f64,
-        });
-    }
-}
-
-/// Resident set size from /proc/self/status.
-fn own_rss_bytes() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}
-
-/// User plus system CPU time from /proc/self/stat (in USER_HZ = 100 ticks).
-fn own_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    out
 }
 
 /// Runs the agent until `shutdown` is cancelled, then shuts down in order.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
-    let mut store = Store::open(&config.agent.data_dir, config.store.options.clone())?;
-    let metrics = SelfMetrics::register(&mut store, &config.agent.host_name)?;
-    let store = SharedStore::new(store);
+    let store = SharedStore::new(Store::open(
+        &config.agent.data_dir,
+        config.store.options.clone(),
+    )?);
+    let processes = ProcessTable::default();
+    let running = Collectors::start(
+        collectors(&config, &store, &processes),
+        store.clone(),
+        &config.agent.host_name,
+    );
     info!(
         data_dir = %config.agent.data_dir.display(),
         host = %config.agent.host_name,
         interval = ?config.agent.interval,
+        collectors = ?config.collect.enabled,
         "agent started"
     );
 
     let tracker = TaskTracker::new();
     let failed = CancellationToken::new();
-
-    tracker.spawn(every(
-        config.agent.interval,
-        shutdown.clone(),
-        {
-            let store = store.clone();
-            let mut batch = Vec::new();
-            move || {
-                let mut s = store.lock();
-                batch.clear();
-                metrics.sample(&s, now_ms(), &mut batch);
-                s.append(&batch).map(|_| ())
-            }
-        },
-        failed.clone(),
-    ));
     tracker.spawn(every(
         config.store.flush_interval,
         shutdown.clone(),
@@ -206,6 +167,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         () = failed.cancelled() => Err(DaemonError::Task("see the error logged above".into())),
     };
     info!("shutting down");
+    // Collector threads finish their tick and the writer drains what they sent.
+    if let Err(e) = tokio::task::spawn_blocking(move || running.shutdown()).await {
+        error!(error = %e, "collectors did not stop cleanly");
+    }
     shutdown.cancel();
     tracker.wait().await;
     match store.into_inner() {

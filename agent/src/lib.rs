@@ -3,13 +3,17 @@
 //! Layout:
 //! - [`store`]: the embedded time-series store on sled (the only module that
 //!   touches sled): series index, compressed chunks, rollups, retention.
+//! - [`collect`]: one module per source (cpu, memory, disk, filesystem,
+//!   network, process, the agent itself); each only produces values, and a
+//!   runner gives each a thread so that none delays another.
 //! - [`config`]: the TOML config file, environment overrides, validation.
 //! - [`daemon`]: the running agent: tasks, flush and maintenance timers, and
 //!   the shutdown order.
 //!
-//! Collectors, detectors, incidents, exporters and the API arrive as their
-//! issues land; each gets a module of its own beside these.
+//! Detectors, incidents, exporters and the API arrive as their issues land;
+//! each gets a module of its own beside these.
 
+pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod store;

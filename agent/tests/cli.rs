@@ -173,6 +173,39 @@ fn the_daemon_stores_its_own_health_refuses_a_second_agent_and_stops_on_signals(
         points.iter().all(|p| p.value > 1e6 && p.value < 1e9),
         "an RSS in bytes"
     );
+
+    // Every host collector wrote its series, and each collector its health.
+    let names: std::collections::BTreeSet<String> =
+        store.series().map(|(_, d)| d.key.name.clone()).collect();
+    for name in [
+        "system.cpu.time",
+        "system.cpu.utilization",
+        "system.cpu.load_average.1m",
+        "system.memory.usage",
+        "system.network.io",
+        "system.filesystem.usage",
+        "system.process.count",
+        "ward.collector.duration",
+    ] {
+        assert!(names.contains(name), "no {name} in {names:?}");
+    }
+    let collectors: std::collections::BTreeSet<String> = store
+        .series()
+        .filter(|(_, d)| d.key.name == "ward.collector.duration")
+        .filter_map(|(_, d)| d.key.labels.get("collector").map(String::from))
+        .collect();
+    assert_eq!(
+        collectors.into_iter().collect::<Vec<_>>(),
+        [
+            "agent",
+            "cpu",
+            "disk",
+            "filesystem",
+            "memory",
+            "network",
+            "process"
+        ]
+    );
 }
 
 #[test]

@@ -1,0 +1,215 @@
+//! Collectors: one module per source; each turns what the host says into
+//! values for a tick. They know nothing of the store: a collector declares a
+//! series once (its description) and then refers to it by a small local id,
+//! so that a steady-state tick allocates nothing per sample.
+//!
+//! - [`cpu`] reads /proc/stat, /proc/loadavg, /proc/pressure
+//! - [`memory`] reads /proc/meminfo, /proc/vmstat
+//! - [`disk`] reads /proc/diskstats
+//! - [`filesystem`] reads mounts and statvfs
+//! - [`network`] reads /proc/net/dev
+//! - [`process`] reads processes by state, the top ones by CPU and memory, cgroups
+//! - [`agent`] reads the agent's own health
+//!
+//! [`runner`] gives each collector a thread of its own, so that a slow or
+//! stuck one (a dead NFS mount) delays nobody, and reports how each is doing.
+
+pub mod agent;
+pub mod cpu;
+pub mod disk;
+pub mod filesystem;
+pub mod memory;
+pub mod network;
+pub mod process;
+pub mod runner;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use ward_shared::{Labels, SeriesDesc, SeriesKey};
+
+/// Why a collector produced nothing this tick.
+#[derive(Debug, Error)]
+pub enum CollectError {
+    /// The host cannot give this (no /proc/pressure, no GPU driver): logged
+    /// once, and the collector is stopped.
+    #[error("unsupported on this host: {0}")]
+    Unsupported(String),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot parse {what}")]
+    Parse { path: PathBuf, what: String },
+}
+
+impl CollectError {
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CollectError + '_ {
+        move |source| CollectError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn parse(path: &Path, what: impl Into<String>) -> CollectError {
+        CollectError::Parse {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+}
+
+/// Where the host's kernel interfaces are: `/proc`, `/sys` and `/` on the
+/// host itself; `/host/proc` and so on in a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    pub proc: PathBuf,
+    pub sys: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        Self {
+            proc: "/proc".into(),
+            sys: "/sys".into(),
+            root: "/".into(),
+        }
+    }
+}
+
+/// A series as a collector knows it: an index into its own declarations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LocalId(pub u32);
+
+/// What a collector hands over for one tick.
+#[derive(Debug, Default)]
+pub struct Emitter {
+    next: u32,
+    /// Series declared this tick.
+    pub declared: Vec<(LocalId, SeriesDesc)>,
+    pub values: Vec<(LocalId, f64)>,
+}
+
+impl Emitter {
+    /// Declares a new series; the returned id stays valid for the collector's life.
+    pub fn declare(&mut self, desc: SeriesDesc) -> LocalId {
+        let id = LocalId(self.next);
+        self.next += 1;
+        self.declared.push((id, desc));
+        id
+    }
+
+    pub fn emit(&mut self, id: LocalId, value: f64) {
+        if value.is_finite() {
+            self.values.push((id, value));
+        }
+    }
+
+    /// Empties the tick's values and declarations, keeping the id counter.
+    pub fn clear(&mut self) {
+        self.declared.clear();
+        self.values.clear();
+    }
+}
+
+/// What every collector does.
+pub trait Collector: Send {
+    /// Short and stable: "cpu", "disk"; used in logs, status and labels.
+    fn name(&self) -> &'static str;
+
+    /// Reads the source and emits the values for the tick stamped `ts` (ms).
+    fn collect(&mut self, ts: i64, out: &mut Emitter) -> Result<(), CollectError>;
+}
+
+/// Series keyed by a device-like name, each with a fixed set of metrics:
+/// looking one up by `&str` allocates nothing once it exists.
+#[derive(Debug, Default)]
+pub struct NamedSeries {
+    ids: HashMap<String, Vec<LocalId>>,
+}
+
+impl NamedSeries {
+    /// The ids of `name`'s series, declaring them with `make` on first sight.
+    pub fn get(
+        &mut self,
+        name: &str,
+        out: &mut Emitter,
+        make: impl FnOnce(&str) -> Vec<SeriesDesc>,
+    ) -> &[LocalId] {
+        if !self.ids.contains_key(name) {
+            let ids = make(name).into_iter().map(|d| out.declare(d)).collect();
+            self.ids.insert(name.to_string(), ids);
+        }
+        self.ids.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A series key from a name and label pairs that the collector controls.
+/// Label values come from the host (device names) and are kept as they are;
+/// only a bug in a collector's own names could fail, and that yields a key
+/// without labels rather than a crash.
+pub fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
+    let labels = Labels::new(labels.iter().copied()).unwrap_or_default();
+    SeriesKey::new(name, labels.clone()).unwrap_or(SeriesKey {
+        name: name.to_string(),
+        labels,
+    })
+}
+
+/// Reads a whole (small) file from /proc or /sys.
+pub fn read(path: &Path) -> Result<String, CollectError> {
+    std::fs::read_to_string(path).map_err(CollectError::io(path))
+}
+
+/// Reads a file into `buf`, reusing its allocation.
+pub fn read_into(path: &Path, buf: &mut String) -> Result<(), CollectError> {
+    use std::io::Read;
+    buf.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(buf))
+        .map(|_| ())
+        .map_err(CollectError::io(path))
+}
+
+/// The clock tick of /proc/stat and /proc/<pid>/stat times (USER_HZ), which
+/// Linux fixes at 100 on every architecture it exports to user space.
+pub const USER_HZ: f64 = 100.0;
+
+/// Seconds since the epoch at which the host booted, for counters' start time.
+pub fn boot_time_ms(proc: &Path) -> Option<i64> {
+    let stat = std::fs::read_to_string(proc.join("stat")).ok()?;
+    let secs: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(secs * 1000)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::HashMap;
+
+    use super::{Collector, Emitter};
+
+    /// Runs a collector twice and returns `series -> value` of the second tick.
+    pub fn two_ticks(c: &mut dyn Collector) -> HashMap<String, f64> {
+        let mut out = Emitter::default();
+        let mut names = HashMap::new();
+        for ts in [0, 1000] {
+            out.clear();
+            c.collect(ts, &mut out).unwrap();
+            for (id, d) in &out.declared {
+                names.insert(*id, d.key.to_string());
+            }
+        }
+        out.values
+            .iter()
+            .map(|(id, v)| (names[id].clone(), *v))
+            .collect()
+    }
+}
