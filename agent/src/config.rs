@@ -119,7 +119,7 @@ pub struct RawCollect {
     pub sys_path: String,
     /// The host's root filesystem, under which mounts are measured; "/host" in a container.
     pub root_path: String,
-    /// Collectors to leave off, by name: cpu, memory, disk, filesystem, network, process, agent.
+    /// Collectors to leave off, by name: cpu, memory, disk, filesystem, network, process, gpu, agent.
     pub disabled: Vec<String>,
     /// How often the process collector runs (the process list costs the most to read).
     pub process_interval: String,
@@ -138,13 +138,14 @@ impl Default for RawCollect {
 }
 
 /// The collectors there are, by name.
-pub const COLLECTORS: [&str; 7] = [
+pub const COLLECTORS: [&str; 8] = [
     "cpu",
     "memory",
     "disk",
     "filesystem",
     "network",
     "process",
+    "gpu",
     "agent",
 ];
 
@@ -753,7 +754,7 @@ mod tests {
         let c = parse("", env).unwrap();
         assert_eq!(
             c.collect.enabled,
-            vec!["cpu", "memory", "filesystem", "process", "agent"]
+            vec!["cpu", "memory", "filesystem", "process", "gpu", "agent"]
         );
         let err = parse("[collect]\ndisabled = [\"gpus\"]\n", no_env())
             .unwrap_err()

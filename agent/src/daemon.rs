@@ -23,6 +23,7 @@ use crate::collect::agent::AgentCollector;
 use crate::collect::cpu::CpuCollector;
 use crate::collect::disk::DiskCollector;
 use crate::collect::filesystem::FilesystemCollector;
+use crate::collect::gpu::{GpuCollector, GpuTable, nvml::NvmlSource};
 use crate::collect::memory::MemoryCollector;
 use crate::collect::network::NetworkCollector;
 use crate::collect::process::{ProcessCollector, ProcessTable};
@@ -84,6 +85,7 @@ fn collectors(
     config: &Config,
     store: &SharedStore,
     processes: &ProcessTable,
+    gpus: &GpuTable,
 ) -> Vec<(Box<dyn Collector>, Duration)> {
     let (paths, host) = (&config.collect.paths, config.agent.host_name.as_str());
     let every = config.agent.interval;
@@ -98,6 +100,15 @@ fn collectors(
             "process" => (
                 Box::new(ProcessCollector::new(paths, host, processes.clone())),
                 config.collect.process_interval,
+            ),
+            "gpu" => (
+                Box::new(GpuCollector::new(
+                    Box::new(NvmlSource::open),
+                    host,
+                    now_ms(),
+                    gpus.clone(),
+                )),
+                every,
             ),
             "agent" => {
                 let store = store.clone();
@@ -127,8 +138,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         config.store.options.clone(),
     )?);
     let processes = ProcessTable::default();
+    let gpus = GpuTable::default();
     let running = Collectors::start(
-        collectors(&config, &store, &processes),
+        collectors(&config, &store, &processes, &gpus),
         store.clone(),
         &config.agent.host_name,
     );

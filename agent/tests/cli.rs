@@ -40,6 +40,7 @@ impl Running {
             .args(["run", "--data-dir"])
             .arg(data_dir)
             .env("WARD_AGENT_INTERVAL", "100ms")
+            .env("WARD_COLLECT_PROCESS_INTERVAL", "100ms")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -206,6 +207,23 @@ fn the_daemon_stores_its_own_health_refuses_a_second_agent_and_stops_on_signals(
             "process"
         ]
     );
+}
+
+#[test]
+fn without_a_gpu_driver_the_agent_says_so_once_and_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Running::start(&dir.path().join("data"));
+    agent.wait_for("agent started");
+    let line = agent.wait_for("collector unavailable on this host");
+    assert!(
+        line.contains("collector=\"gpu\"") || line.contains("collector=gpu"),
+        "{line}"
+    );
+    assert!(line.contains("NVML"), "{line}");
+    agent.signal("TERM");
+    agent.wait_for("agent stopped");
+    let mut agent = agent;
+    assert!(agent.child.wait().unwrap().success());
 }
 
 #[test]

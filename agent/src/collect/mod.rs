@@ -8,6 +8,7 @@
 //! - [`disk`] reads /proc/diskstats
 //! - [`filesystem`] reads mounts and statvfs
 //! - [`network`] reads /proc/net/dev
+//! - [`gpu`] reads NVIDIA GPUs through NVML, loaded at run time
 //! - [`process`] reads processes by state, the top ones by CPU and memory, cgroups
 //! - [`agent`] reads the agent's own health
 //!
@@ -18,6 +19,7 @@ pub mod agent;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
+pub mod gpu;
 pub mod memory;
 pub mod network;
 pub mod process;

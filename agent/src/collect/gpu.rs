@@ -1,0 +1,746 @@
+//! NVIDIA GPUs through NVML: per device and per MIG instance.
+//!
+//! | series (labels `hw.id` = UUID, `hw.name`, `hw.type="gpu"`, `hw.parent` for MIG) | kind, unit |
+//! | --- | --- |
+//! | `hw.gpu.utilization{hw.gpu.task="general"}` | gauge, 1 |
+//! | `hw.gpu.memory.usage`, `hw.gpu.memory.limit` | gauge, By |
+//! | `hw.gpu.memory.utilization` (used / total) | gauge, 1 |
+//! | `hw.gpu.memory.controller.utilization` | gauge, 1 |
+//! | `hw.gpu.temperature` | gauge, Cel |
+//! | `hw.power`, `hw.gpu.power.limit` | gauge, W |
+//! | `hw.energy` | counter, J |
+//! | `hw.gpu.clock.sm`, `hw.gpu.clock.memory` | gauge, Hz |
+//! | `hw.gpu.throttle{reason}` | gauge, 1 while that reason holds the clocks down |
+//! | `hw.errors{error.type}` ecc_corrected, ecc_uncorrected, xid | counter |
+//! | `hw.gpu.memory.retired_pages{cause}` single_bit, double_bit | gauge |
+//! | `hw.gpu.memory.retirement_pending` | gauge, 0 or 1 |
+//! | `hw.gpu.io{network.io.direction}` (PCIe) | counter, By |
+//!
+//! Names follow the semantic conventions' hw.gpu.* and hw.* where they exist;
+//! clocks, temperature, power limit and throttle reasons have none and use the
+//! names of the OpenLIT GPU collector where it has one.
+//!
+//! NVML is loaded at run time: on a host without the driver the first
+//! collection fails fast with the loader's reason, the collector stops, and
+//! [`GpuTable`] says "unavailable" and why, for the API and the dashboard.
+//! XID errors are read from an NVML event set every tick and kept as a
+//! history (the last [`XID_HISTORY`]), not only the last one. Per-process GPU
+//! memory and utilization are a snapshot in [`GpuTable`], not series.
+//! Row remapping counts are not exposed by nvml-wrapper 0.13 and are not
+//! collected.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use ward_shared::SeriesDesc;
+
+use super::{CollectError, Collector, Emitter, LocalId, NamedSeries, key};
+
+/// How many XID errors the history keeps.
+pub const XID_HISTORY: usize = 256;
+
+const THROTTLE_REASONS: [(u64, &str); 9] = [
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks_setting"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake_slowdown"),
+    (0x100, "display_clock_setting"),
+];
+
+/// What an XID code means, for the common ones an operator meets.
+pub fn xid_description(code: u64) -> &'static str {
+    match code {
+        8 => "GPU stopped processing (timeout)",
+        13 => "graphics engine exception",
+        31 => "GPU memory page fault",
+        32 => "invalid or corrupted push buffer stream",
+        38 => "driver firmware error",
+        43 => "GPU stopped processing",
+        45 => "preemptive cleanup, due to previous errors",
+        48 => "double-bit ECC error",
+        61 | 62 => "internal micro-controller error",
+        63 => "ECC page retirement or row remapping recorded",
+        64 => "ECC page retirement or row remapping failed",
+        69 => "graphics engine class error",
+        74 => "NVLink error",
+        79 => "GPU has fallen off the bus",
+        92 => "high single-bit ECC error rate",
+        94 => "contained ECC error",
+        95 => "uncontained ECC error",
+        119 => "GSP RPC timeout",
+        120 => "GSP error",
+        _ => "see NVIDIA's XID catalogue",
+    }
+}
+
+/// One GPU or MIG instance, as read at one tick; `None` where the device
+/// does not support a reading.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GpuReading {
+    pub uuid: String,
+    pub name: String,
+    /// The physical GPU's UUID, for a MIG instance.
+    pub parent: Option<String>,
+    pub utilization: Option<f64>,
+    pub memory_controller_utilization: Option<f64>,
+    pub memory_used: Option<u64>,
+    pub memory_total: Option<u64>,
+    pub temperature_c: Option<f64>,
+    pub power_w: Option<f64>,
+    pub power_limit_w: Option<f64>,
+    pub energy_j: Option<f64>,
+    pub sm_clock_hz: Option<f64>,
+    pub memory_clock_hz: Option<f64>,
+    /// NVML's clocks-throttle-reasons bit mask.
+    pub throttle: Option<u64>,
+    pub ecc_corrected: Option<u64>,
+    pub ecc_uncorrected: Option<u64>,
+    pub retired_single_bit: Option<u64>,
+    pub retired_double_bit: Option<u64>,
+    pub retirement_pending: Option<bool>,
+    pub pcie_tx_bytes_per_s: Option<f64>,
+    pub pcie_rx_bytes_per_s: Option<f64>,
+    pub processes: Vec<GpuProcess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuProcess {
+    pub pid: u32,
+    pub memory_bytes: Option<u64>,
+    /// SM utilization attributed to the process, 0 to 1.
+    pub sm_utilization: Option<f64>,
+}
+
+/// An XID error as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XidEvent {
+    pub ts: i64,
+    pub gpu: String,
+    pub code: u64,
+    pub description: &'static str,
+}
+
+/// Where GPU readings come from: NVML, or a fake in tests.
+pub trait GpuSource: Send {
+    /// One reading per GPU and per MIG instance.
+    fn read(&mut self) -> Result<Vec<GpuReading>, String>;
+    /// XID errors seen since the last call: (GPU UUID, code).
+    fn xid_events(&mut self) -> Vec<(String, u64)>;
+}
+
+/// Opens a GPU source, or says why there is none.
+pub type OpenGpuSource = Box<dyn Fn() -> Result<Box<dyn GpuSource>, String> + Send>;
+
+/// What the API and the dashboard show of the GPUs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GpuState {
+    /// Why there are no GPU readings, if there are none.
+    pub unavailable: Option<String>,
+    pub devices: Vec<GpuReading>,
+    pub xid_history: VecDeque<XidEvent>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GpuTable(Arc<Mutex<GpuState>>);
+
+impl GpuTable {
+    pub fn latest(&self) -> GpuState {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut GpuState)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+pub struct GpuCollector {
+    open: OpenGpuSource,
+    source: Option<Box<dyn GpuSource>>,
+    host: String,
+    start_ms: i64,
+    table: GpuTable,
+    series: NamedSeries,
+    /// Per GPU: PCIe bytes so far (tx, rx), XIDs so far, last tick.
+    totals: HashMap<String, (f64, f64, u64, i64)>,
+}
+
+impl std::fmt::Debug for GpuCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuCollector")
+            .field("open", &self.source.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+// Offsets into a GPU's series, in the order `describe` declares them.
+const UTIL: usize = 0;
+const MEM_CTRL: usize = 1;
+const MEM_USED: usize = 2;
+const MEM_TOTAL: usize = 3;
+const MEM_UTIL: usize = 4;
+const TEMP: usize = 5;
+const POWER: usize = 6;
+const POWER_LIMIT: usize = 7;
+const ENERGY: usize = 8;
+const SM_CLOCK: usize = 9;
+const MEM_CLOCK: usize = 10;
+const ECC_CORR: usize = 11;
+const ECC_UNCORR: usize = 12;
+const XID: usize = 13;
+const RETIRED_SBE: usize = 14;
+const RETIRED_DBE: usize = 15;
+const RETIRE_PENDING: usize = 16;
+const PCIE_TX: usize = 17;
+const PCIE_RX: usize = 18;
+const THROTTLE: usize = 19;
+
+fn describe(host: &str, start: i64, r: &GpuReading) -> Vec<SeriesDesc> {
+    let mut base = vec![
+        ("host.name", host),
+        ("hw.id", r.uuid.as_str()),
+        ("hw.name", r.name.as_str()),
+        ("hw.type", "gpu"),
+    ];
+    if let Some(parent) = &r.parent {
+        base.push(("hw.parent", parent.as_str()));
+    }
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut l = base.clone();
+        l.extend_from_slice(extra);
+        l
+    };
+    let gauge = |name: &str, extra: &[(&'static str, &'static str)], unit: &str, p: Option<u8>| {
+        let mut d = SeriesDesc::gauge(key(name, &with(extra)), unit);
+        d.precision = p;
+        d
+    };
+    let counter = |name: &str, extra: &[(&'static str, &'static str)], unit: &str| {
+        SeriesDesc::counter(key(name, &with(extra)), unit, start)
+    };
+    let mut d = vec![
+        gauge(
+            "hw.gpu.utilization",
+            &[("hw.gpu.task", "general")],
+            "1",
+            Some(2),
+        ),
+        gauge("hw.gpu.memory.controller.utilization", &[], "1", Some(2)),
+        gauge("hw.gpu.memory.usage", &[], "By", None),
+        gauge("hw.gpu.memory.limit", &[], "By", None),
+        gauge("hw.gpu.memory.utilization", &[], "1", Some(4)),
+        gauge("hw.gpu.temperature", &[], "Cel", Some(0)),
+        gauge("hw.power", &[], "W", Some(3)),
+        gauge("hw.gpu.power.limit", &[], "W", Some(3)),
+        counter("hw.energy", &[], "J").with_precision(3),
+        gauge("hw.gpu.clock.sm", &[], "Hz", Some(0)),
+        gauge("hw.gpu.clock.memory", &[], "Hz", Some(0)),
+        counter("hw.errors", &[("error.type", "ecc_corrected")], "{error}"),
+        counter("hw.errors", &[("error.type", "ecc_uncorrected")], "{error}"),
+        counter("hw.errors", &[("error.type", "xid")], "{error}"),
+        gauge(
+            "hw.gpu.memory.retired_pages",
+            &[("cause", "single_bit")],
+            "{page}",
+            None,
+        ),
+        gauge(
+            "hw.gpu.memory.retired_pages",
+            &[("cause", "double_bit")],
+            "{page}",
+            None,
+        ),
+        gauge("hw.gpu.memory.retirement_pending", &[], "1", None),
+        counter("hw.gpu.io", &[("network.io.direction", "transmit")], "By").with_precision(0),
+        counter("hw.gpu.io", &[("network.io.direction", "receive")], "By").with_precision(0),
+    ];
+    for (_, reason) in THROTTLE_REASONS {
+        d.push(gauge("hw.gpu.throttle", &[("reason", reason)], "1", None));
+    }
+    d
+}
+
+impl GpuCollector {
+    pub fn new(open: OpenGpuSource, host: &str, start_ms: i64, table: GpuTable) -> Self {
+        Self {
+            open,
+            source: None,
+            host: host.to_string(),
+            start_ms,
+            table,
+            series: NamedSeries::default(),
+            totals: HashMap::new(),
+        }
+    }
+
+    fn emit_reading(&mut self, ts: i64, r: &GpuReading, new_xids: u64, out: &mut Emitter) {
+        let (host, start) = (self.host.as_str(), self.start_ms);
+        let ids: Vec<LocalId> = self
+            .series
+            .get(&r.uuid, out, |_| describe(host, start, r))
+            .to_vec();
+        let mut put = |i: usize, v: Option<f64>| {
+            if let Some(v) = v {
+                out.emit(ids[i], v);
+            }
+        };
+        put(UTIL, r.utilization);
+        put(MEM_CTRL, r.memory_controller_utilization);
+        put(MEM_USED, r.memory_used.map(|v| v as f64));
+        put(MEM_TOTAL, r.memory_total.map(|v| v as f64));
+        if let (Some(used), Some(total)) = (r.memory_used, r.memory_total)
+            && total > 0
+        {
+            put(MEM_UTIL, Some(used as f64 / total as f64));
+        }
+        put(TEMP, r.temperature_c);
+        put(POWER, r.power_w);
+        put(POWER_LIMIT, r.power_limit_w);
+        put(ENERGY, r.energy_j);
+        put(SM_CLOCK, r.sm_clock_hz);
+        put(MEM_CLOCK, r.memory_clock_hz);
+        put(ECC_CORR, r.ecc_corrected.map(|v| v as f64));
+        put(ECC_UNCORR, r.ecc_uncorrected.map(|v| v as f64));
+        put(RETIRED_SBE, r.retired_single_bit.map(|v| v as f64));
+        put(RETIRED_DBE, r.retired_double_bit.map(|v| v as f64));
+        put(
+            RETIRE_PENDING,
+            r.retirement_pending.map(|p| f64::from(u8::from(p))),
+        );
+        if let Some(bits) = r.throttle {
+            for (i, (bit, _)) in THROTTLE_REASONS.iter().enumerate() {
+                put(THROTTLE + i, Some(if bits & bit != 0 { 1.0 } else { 0.0 }));
+            }
+        }
+        // PCIe throughput is a rate: integrate it into the byte counter the conventions ask for.
+        let totals = self
+            .totals
+            .entry(r.uuid.clone())
+            .or_insert((0.0, 0.0, 0, ts));
+        let dt = ((ts - totals.3).max(0) as f64) / 1000.0;
+        totals.0 += r.pcie_tx_bytes_per_s.unwrap_or(0.0) * dt;
+        totals.1 += r.pcie_rx_bytes_per_s.unwrap_or(0.0) * dt;
+        totals.2 += new_xids;
+        totals.3 = ts;
+        if r.pcie_tx_bytes_per_s.is_some() {
+            put(PCIE_TX, Some(totals.0.round()));
+        }
+        if r.pcie_rx_bytes_per_s.is_some() {
+            put(PCIE_RX, Some(totals.1.round()));
+        }
+        put(XID, Some(totals.2 as f64));
+    }
+}
+
+impl Collector for GpuCollector {
+    fn name(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn collect(&mut self, ts: i64, out: &mut Emitter) -> Result<(), CollectError> {
+        let source = match &mut self.source {
+            Some(s) => s,
+            None => match (self.open)() {
+                Ok(s) => self.source.insert(s),
+                Err(why) => {
+                    self.table.update(|t| t.unavailable = Some(why.clone()));
+                    return Err(CollectError::Unsupported(why));
+                }
+            },
+        };
+        let xids = source.xid_events();
+        let readings = source.read().map_err(|why| CollectError::Parse {
+            path: "NVML".into(),
+            what: why,
+        })?;
+        let mut per_gpu: HashMap<&str, u64> = HashMap::new();
+        for (gpu, _) in &xids {
+            *per_gpu.entry(gpu.as_str()).or_default() += 1;
+        }
+        for r in &readings {
+            let n = per_gpu.get(r.uuid.as_str()).copied().unwrap_or(0);
+            self.emit_reading(ts, r, n, out);
+        }
+        self.table.update(|t| {
+            t.unavailable = None;
+            for (gpu, code) in xids {
+                if t.xid_history.len() == XID_HISTORY {
+                    t.xid_history.pop_front();
+                }
+                t.xid_history.push_back(XidEvent {
+                    ts,
+                    gpu,
+                    code,
+                    description: xid_description(code),
+                });
+            }
+            t.devices = readings;
+        });
+        Ok(())
+    }
+}
+
+/// The real source: NVML, loaded from the driver at run time.
+pub mod nvml {
+    use nvml_wrapper::Nvml;
+    use nvml_wrapper::bitmasks::event::EventTypes;
+    use nvml_wrapper::enum_wrappers::device::{
+        Clock, EccCounter, MemoryError, PcieUtilCounter, RetirementCause, TemperatureSensor,
+    };
+    use nvml_wrapper::enums::device::UsedGpuMemory;
+    use nvml_wrapper::enums::event::XidError;
+    use nvml_wrapper::error::NvmlError;
+    use nvml_wrapper::{Device, EventSet};
+
+    use super::{GpuProcess, GpuReading, GpuSource};
+
+    pub struct NvmlSource {
+        nvml: &'static Nvml,
+        events: Option<EventSet<'static>>,
+        last_process_sample: u64,
+    }
+
+    impl std::fmt::Debug for NvmlSource {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("NvmlSource")
+                .field("events", &self.events.is_some())
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl NvmlSource {
+        /// Loads NVML; the error says why a host has no GPU readings.
+        pub fn open() -> Result<Box<dyn GpuSource>, String> {
+            let nvml = Nvml::init().map_err(|e| match e {
+                NvmlError::LibloadingError(e) => {
+                    format!("NVML (libnvidia-ml.so.1) could not be loaded: {e}; no NVIDIA driver on this host")
+                }
+                e => format!("NVML did not start: {e}"),
+            })?;
+            // Devices and event sets borrow the library handle for as long as
+            // the agent runs: one handle, kept for the life of the process.
+            let nvml: &'static Nvml = Box::leak(Box::new(nvml));
+            let mut events = nvml.create_event_set().ok();
+            for i in 0..nvml.device_count().unwrap_or(0) {
+                let (Ok(device), Some(set)) = (nvml.device_by_index(i), events.take()) else {
+                    continue;
+                };
+                events = match device.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
+                    Ok(set) => Some(set),
+                    // This device cannot report XIDs; start over with a fresh set for the others.
+                    Err(_) => nvml.create_event_set().ok(),
+                };
+            }
+            Ok(Box::new(Self {
+                nvml,
+                events,
+                last_process_sample: 0,
+            }))
+        }
+
+        fn reading(&mut self, d: &Device<'static>, parent: Option<String>) -> GpuReading {
+            let uuid = d.uuid().unwrap_or_default();
+            let memory = d.memory_info().ok();
+            let util = d.utilization_rates().ok();
+            let mut processes: Vec<GpuProcess> = d
+                .running_compute_processes()
+                .into_iter()
+                .chain(d.running_graphics_processes())
+                .flatten()
+                .map(|p| GpuProcess {
+                    pid: p.pid,
+                    memory_bytes: match p.used_gpu_memory {
+                        UsedGpuMemory::Used(b) => Some(b),
+                        UsedGpuMemory::Unavailable => None,
+                    },
+                    sm_utilization: None,
+                })
+                .collect();
+            if let Ok(samples) = d.process_utilization_stats(self.last_process_sample) {
+                for s in samples {
+                    self.last_process_sample = self.last_process_sample.max(s.timestamp);
+                    if let Some(p) = processes.iter_mut().find(|p| p.pid == s.pid) {
+                        p.sm_utilization = Some(f64::from(s.sm_util) / 100.0);
+                    }
+                }
+            }
+            let retired = |cause| d.retired_pages(cause).ok().map(|p| p.len() as u64);
+            GpuReading {
+                name: d.name().unwrap_or_default(),
+                parent,
+                utilization: util.as_ref().map(|u| f64::from(u.gpu) / 100.0),
+                memory_controller_utilization: util.as_ref().map(|u| f64::from(u.memory) / 100.0),
+                memory_used: memory.as_ref().map(|m| m.used),
+                memory_total: memory.as_ref().map(|m| m.total),
+                temperature_c: d.temperature(TemperatureSensor::Gpu).ok().map(f64::from),
+                power_w: d.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
+                power_limit_w: d
+                    .enforced_power_limit()
+                    .ok()
+                    .map(|mw| f64::from(mw) / 1000.0),
+                energy_j: d
+                    .total_energy_consumption()
+                    .ok()
+                    .map(|mj| mj as f64 / 1000.0),
+                sm_clock_hz: d.clock_info(Clock::SM).ok().map(|mhz| f64::from(mhz) * 1e6),
+                memory_clock_hz: d
+                    .clock_info(Clock::Memory)
+                    .ok()
+                    .map(|mhz| f64::from(mhz) * 1e6),
+                throttle: d.current_throttle_reasons().ok().map(|r| r.bits()),
+                ecc_corrected: d
+                    .total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate)
+                    .ok(),
+                ecc_uncorrected: d
+                    .total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate)
+                    .ok(),
+                retired_single_bit: retired(RetirementCause::MultipleSingleBitEccErrors),
+                retired_double_bit: retired(RetirementCause::DoubleBitEccError),
+                retirement_pending: d.are_pages_pending_retired().ok(),
+                pcie_tx_bytes_per_s: d
+                    .pcie_throughput(PcieUtilCounter::Send)
+                    .ok()
+                    .map(|kb| f64::from(kb) * 1024.0),
+                pcie_rx_bytes_per_s: d
+                    .pcie_throughput(PcieUtilCounter::Receive)
+                    .ok()
+                    .map(|kb| f64::from(kb) * 1024.0),
+                processes,
+                uuid,
+            }
+        }
+    }
+
+    impl GpuSource for NvmlSource {
+        fn read(&mut self) -> Result<Vec<GpuReading>, String> {
+            let count = self
+                .nvml
+                .device_count()
+                .map_err(|e| format!("counting GPUs: {e}"))?;
+            let mut out = Vec::new();
+            for i in 0..count {
+                let device = self
+                    .nvml
+                    .device_by_index(i)
+                    .map_err(|e| format!("GPU {i}: {e}"))?;
+                let reading = self.reading(&device, None);
+                let parent = reading.uuid.clone();
+                out.push(reading);
+                if device.mig_mode().is_ok_and(|m| m.current == 1) {
+                    let instances = device.mig_device_count().unwrap_or(0);
+                    for j in 0..instances {
+                        if let Ok(mig) = device.mig_device_by_index(j) {
+                            out.push(self.reading(&mig, Some(parent.clone())));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        fn xid_events(&mut self) -> Vec<(String, u64)> {
+            let mut out = Vec::new();
+            let Some(set) = &self.events else { return out };
+            // Drain what is pending without waiting: a zero timeout answers at once.
+            while let Ok(event) = set.wait(0) {
+                if let Some(XidError::Value(code)) = event.event_data {
+                    out.push((event.device.uuid().unwrap_or_default(), code));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// A fake NVML-shaped source for tests: readings and XIDs set by hand.
+#[derive(Debug, Clone, Default)]
+pub struct FakeGpus {
+    pub readings: Arc<Mutex<Vec<GpuReading>>>,
+    pub xids: Arc<Mutex<Vec<(String, u64)>>>,
+}
+
+impl GpuSource for FakeGpus {
+    fn read(&mut self) -> Result<Vec<GpuReading>, String> {
+        Ok(self
+            .readings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
+    }
+
+    fn xid_events(&mut self) -> Vec<(String, u64)> {
+        std::mem::take(&mut *self.xids.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h100(uuid: &str) -> GpuReading {
+        GpuReading {
+            uuid: uuid.into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            utilization: Some(0.87),
+            memory_controller_utilization: Some(0.4),
+            memory_used: Some(40 << 30),
+            memory_total: Some(80 << 30),
+            temperature_c: Some(71.0),
+            power_w: Some(512.5),
+            power_limit_w: Some(700.0),
+            energy_j: Some(1_000_000.0),
+            sm_clock_hz: Some(1.98e9),
+            memory_clock_hz: Some(2.619e9),
+            throttle: Some(0x4 | 0x20),
+            ecc_corrected: Some(3),
+            ecc_uncorrected: Some(0),
+            retired_single_bit: Some(1),
+            retired_double_bit: Some(0),
+            retirement_pending: Some(false),
+            pcie_tx_bytes_per_s: Some(1000.0),
+            pcie_rx_bytes_per_s: Some(2000.0),
+            processes: vec![GpuProcess {
+                pid: 4242,
+                memory_bytes: Some(30 << 30),
+                sm_utilization: Some(0.8),
+            }],
+            ..GpuReading::default()
+        }
+    }
+
+    fn run(
+        c: &mut GpuCollector,
+        ts: i64,
+        names: &mut HashMap<LocalId, String>,
+    ) -> HashMap<String, f64> {
+        let mut out = Emitter::default();
+        c.collect(ts, &mut out).unwrap();
+        for (id, d) in &out.declared {
+            names.insert(*id, d.key.to_string());
+        }
+        out.values
+            .iter()
+            .map(|(id, v)| (names[id].clone(), *v))
+            .collect()
+    }
+
+    #[test]
+    fn readings_xids_and_mig_instances_from_the_fake_source() {
+        let fake = FakeGpus::default();
+        let mig = GpuReading {
+            uuid: "MIG-1".into(),
+            name: "1g.10gb".into(),
+            parent: Some("GPU-a".into()),
+            memory_used: Some(1 << 30),
+            memory_total: Some(10 << 30),
+            ..GpuReading::default()
+        };
+        *fake.readings.lock().unwrap() = vec![h100("GPU-a"), mig];
+        let source = fake.clone();
+        let table = GpuTable::default();
+        let mut c = GpuCollector::new(
+            Box::new(move || Ok(Box::new(source.clone()))),
+            "h",
+            0,
+            table.clone(),
+        );
+        let mut names = HashMap::new();
+        run(&mut c, 1000, &mut names);
+        fake.xids
+            .lock()
+            .unwrap()
+            .extend([("GPU-a".to_string(), 79), ("GPU-a".to_string(), 48)]);
+        let v = run(&mut c, 2000, &mut names);
+
+        let gpu = |name: &str, extra: &str| {
+            let k = format!(
+                r#"{name}{{{extra}host.name="h",hw.id="GPU-a",hw.name="NVIDIA H100 80GB HBM3",hw.type="gpu"}}"#
+            );
+            *v.get(&k).unwrap_or_else(|| panic!("no {k}"))
+        };
+        assert_eq!(gpu("hw.gpu.memory.utilization", ""), 0.5);
+        assert_eq!(gpu("hw.power", ""), 512.5);
+        assert_eq!(gpu("hw.gpu.clock.sm", ""), 1.98e9);
+        let with = |name: &str, label: &str| {
+            let k = v
+                .keys()
+                .find(|k| {
+                    k.starts_with(name) && k.contains(label) && k.contains(r#"hw.id="GPU-a""#)
+                })
+                .unwrap();
+            v[k]
+        };
+        assert_eq!(with("hw.errors", r#"error.type="xid""#), 2.0);
+        assert_eq!(with("hw.gpu.throttle", r#"reason="sw_power_cap""#), 1.0);
+        assert_eq!(with("hw.gpu.throttle", r#"reason="hw_slowdown""#), 0.0);
+        assert_eq!(with("hw.gpu.io", "transmit"), 1000.0, "1 s at 1000 B/s");
+        let mig_key = v
+            .keys()
+            .find(|k| k.starts_with("hw.gpu.memory.usage") && k.contains(r#"hw.parent="GPU-a""#));
+        assert!(
+            mig_key.is_some(),
+            "the MIG instance has its own series under its parent"
+        );
+
+        let state = table.latest();
+        assert_eq!(state.unavailable, None);
+        assert_eq!(state.devices.len(), 2);
+        assert_eq!(state.devices[0].processes[0].pid, 4242);
+        let codes: Vec<_> = state
+            .xid_history
+            .iter()
+            .map(|x| (x.code, x.description))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (79, "GPU has fallen off the bus"),
+                (48, "double-bit ECC error")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_xid_history_keeps_the_last_ones() {
+        let fake = FakeGpus::default();
+        *fake.readings.lock().unwrap() = vec![h100("GPU-a")];
+        let source = fake.clone();
+        let table = GpuTable::default();
+        let mut c = GpuCollector::new(
+            Box::new(move || Ok(Box::new(source.clone()))),
+            "h",
+            0,
+            table.clone(),
+        );
+        fake.xids
+            .lock()
+            .unwrap()
+            .extend((0..300).map(|i| ("GPU-a".to_string(), i)));
+        c.collect(1000, &mut Emitter::default()).unwrap();
+        let history = table.latest().xid_history;
+        assert_eq!(history.len(), XID_HISTORY);
+        assert_eq!(
+            history.front().map(|x| x.code),
+            Some(300 - XID_HISTORY as u64)
+        );
+    }
+
+    #[test]
+    fn without_a_driver_the_gpus_are_unavailable_and_say_why() {
+        let table = GpuTable::default();
+        let mut c = GpuCollector::new(Box::new(nvml::NvmlSource::open), "h", 0, table.clone());
+        match c.collect(0, &mut Emitter::default()) {
+            // A machine with a driver (the GPU box) reads its devices.
+            Ok(()) => assert!(!table.latest().devices.is_empty()),
+            Err(CollectError::Unsupported(why)) => {
+                assert!(why.contains("NVML"), "{why}");
+                assert_eq!(table.latest().unavailable, Some(why));
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+}
