@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::store::{Store, StoreError};
 
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -112,10 +113,7 @@ fn collectors(
             ),
             "agent" => {
                 let store = store.clone();
-                let figures = Box::new(move || {
-                    let stats = store.lock().stats();
-                    (stats.stored_bytes, stats.samples_accepted)
-                });
+                let figures = Box::new(move || store.lock().figures());
                 (
                     Box::new(AgentCollector::new(host, now_ms(), figures)),
                     every,
@@ -172,6 +170,45 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         },
         failed.clone(),
     ));
+    let status = {
+        let (store, gpus) = (store.clone(), gpus.clone());
+        let statuses = running.statuses().to_vec();
+        let (data_dir, host, started) = (
+            config.agent.data_dir.clone(),
+            config.agent.host_name.clone(),
+            now_ms(),
+        );
+        move |state: &str| {
+            let (gpu_unavailable, gpu_count) = crate::status::gpu_fields(&gpus);
+            let s = ward_shared::status::AgentStatus {
+                host: host.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                pid: std::process::id(),
+                started,
+                updated: now_ms(),
+                state: state.to_string(),
+                collectors: crate::status::collectors(&statuses),
+                gpu_unavailable,
+                gpus: gpu_count,
+                store: crate::status::store(&store.lock().stats()),
+            };
+            if let Err(e) = crate::status::write(&data_dir, &s) {
+                warn!(error = %e, "could not write the status file");
+            }
+        }
+    };
+    tracker.spawn(every(
+        STATUS_EVERY,
+        shutdown.clone(),
+        {
+            let status = status.clone();
+            move || {
+                status("running");
+                Ok(())
+            }
+        },
+        failed.clone(),
+    ));
     tracker.close();
 
     let outcome = tokio::select! {
@@ -185,6 +222,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     }
     shutdown.cancel();
     tracker.wait().await;
+    status("stopped");
+    // The status writer holds the store too: let go of it before sealing.
+    drop(status);
     match store.into_inner() {
         Some(store) => store.close()?,
         None => error!("store still shared at shutdown; not sealed (the log replays it)"),

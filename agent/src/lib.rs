@@ -9,6 +9,7 @@
 //! - [`config`]: the TOML config file, environment overrides, validation.
 //! - [`daemon`]: the running agent: tasks, flush and maintenance timers, and
 //!   the shutdown order.
+//! - [`status`]: the agent's status file, for `ward-agent status`.
 //!
 //! Detectors, incidents, exporters and the API arrive as their issues land;
 //! each gets a module of its own beside these.
@@ -16,4 +17,5 @@
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod status;
 pub mod store;

@@ -37,6 +37,19 @@ enum Command {
     },
     /// Print the default config file.
     DefaultConfig,
+    /// Show how the agent on a data directory is doing: collectors, GPUs, store.
+    /// Exits 1 when no agent has written a status lately.
+    Status {
+        /// Config file, to find the data directory.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory, over the config's.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +71,45 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Status {
+            config,
+            data_dir,
+            json,
+        } => {
+            let dir = match (data_dir, Config::load(config.as_deref(), std::env::vars())) {
+                (Some(dir), _) => dir,
+                (None, Ok(c)) => c.agent.data_dir,
+                (None, Err(e)) => {
+                    eprintln!("ward-agent: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match ward_agent::status::read(&dir) {
+                Ok(s) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                    } else {
+                        print!("{}", ward_agent::status::render(&s, daemon::now_ms()));
+                    }
+                    let fresh = daemon::now_ms() - s.updated < 30_000;
+                    if s.state == "running" && fresh {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!(
+                            "ward-agent: no agent is running on {} (its status is {} and {} s old)",
+                            dir.display(),
+                            s.state,
+                            (daemon::now_ms() - s.updated) / 1000
+                        );
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("ward-agent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::DefaultConfig => {
             print!("{}", config::default_toml());
             ExitCode::SUCCESS

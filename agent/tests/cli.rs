@@ -227,6 +227,73 @@ fn without_a_gpu_driver_the_agent_says_so_once_and_runs_on() {
 }
 
 #[test]
+fn status_tells_how_each_collector_is_doing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let running = Running::start(&data);
+    running.wait_for("agent started");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = agent()
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(", running, "));
+
+    std::thread::sleep(Duration::from_millis(1000));
+    running.signal("TERM");
+    running.wait_for("agent stopped");
+    let mut running = running;
+    assert!(running.child.wait().unwrap().success());
+
+    // The last status, written after the collectors stopped.
+    let out = agent_status_json(&data);
+    assert_eq!(out.state, "stopped");
+    assert!(
+        out.gpu_unavailable
+            .as_deref()
+            .is_some_and(|w| w.contains("NVML")),
+        "{:?}",
+        out.gpu_unavailable
+    );
+    let cpu = out.collectors.iter().find(|c| c.name == "cpu").unwrap();
+    assert!(cpu.runs >= 5, "cpu ran {} times", cpu.runs);
+    assert_eq!(cpu.errors, 0);
+    let gpu = out.collectors.iter().find(|c| c.name == "gpu").unwrap();
+    assert!(gpu.state.starts_with("unsupported: NVML"), "{}", gpu.state);
+    assert!(out.store.samples_accepted > 100);
+
+    let text = agent()
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        text.status.code(),
+        Some(1),
+        "a stopped agent is not running"
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("gpus: unavailable (NVML"), "{stdout}");
+    assert!(String::from_utf8_lossy(&text.stderr).contains("no agent is running"));
+}
+
+fn agent_status_json(data: &Path) -> ward_shared::status::AgentStatus {
+    let out = agent()
+        .args(["status", "--json", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
 fn the_readme_shows_the_default_config_as_the_code_has_it() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();

@@ -1,10 +1,11 @@
 //! `ward-shared`: the data model that the agent and the dashboard agree on.
 //!
-//! It owns the vocabulary (series, samples, metric kinds and units) and
-//! nothing else: no I/O, no storage, no collection. The agent's store,
+//! It owns the vocabulary (series, samples, metric kinds and units, the
+//! agent's status) and nothing else: no I/O, no storage, no collection. The agent's store,
 //! collectors and API, and the dashboard, all speak these types.
 
 pub mod model;
+pub mod status;
 
 pub use model::{
     Labels, MetricKind, Sample, SeriesDesc, SeriesId, SeriesKey, SeriesKeyError, TimestampMs,

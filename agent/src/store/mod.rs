@@ -716,6 +716,12 @@ impl Store {
         self.sizes.values().sum::<u64>() + self.snapshot_bytes + self.wal.bytes_on_disk()
     }
 
+    /// Bytes stored and samples accepted: what the agent reports every
+    /// second, without the costlier figures of [`Store::stats`].
+    pub fn figures(&self) -> (u64, u64) {
+        (self.stored_bytes(), self.stats.samples_accepted)
+    }
+
     pub fn stats(&self) -> StoreStats {
         StoreStats {
             stored_bytes: self.stored_bytes(),

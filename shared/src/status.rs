@@ -1,0 +1,48 @@
+//! The agent's status: what it runs, how each part is doing. Written by the
+//! agent, read by `ward-agent status` and (later) served by the API.
+
+use serde::{Deserialize, Serialize};
+
+use crate::TimestampMs;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub host: String,
+    pub version: String,
+    pub pid: u32,
+    pub started: TimestampMs,
+    /// When this status was written; a status much older than its interval
+    /// means the agent is gone or stuck.
+    pub updated: TimestampMs,
+    /// "running" or "stopped".
+    pub state: String,
+    pub collectors: Vec<CollectorHealth>,
+    /// Why GPU readings are missing, if they are.
+    pub gpu_unavailable: Option<String>,
+    pub gpus: usize,
+    pub store: StoreHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorHealth {
+    pub name: String,
+    pub interval_ms: u64,
+    /// "running", "stopped", or "unsupported: <why>".
+    pub state: String,
+    pub runs: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    pub last_duration_us: u64,
+    pub missed_ticks: u64,
+    pub dropped_batches: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    pub series: u64,
+    pub samples_accepted: u64,
+    pub samples_out_of_order: u64,
+    pub stored_bytes: u64,
+    pub chunks_unreadable: u64,
+    pub wal_records_dropped: u64,
+}
