@@ -52,6 +52,7 @@ pub struct RawConfig {
     pub agent: RawAgent,
     pub store: RawStore,
     pub collect: RawCollect,
+    pub api: RawApi,
     pub log: RawLog,
 }
 
@@ -137,6 +138,17 @@ impl Default for RawCollect {
     }
 }
 
+/// `[api]`: where the local API listens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApi {
+    /// Unix socket. Empty: `$XDG_RUNTIME_DIR/ward/api.sock`, else `api.sock`
+    /// in the data directory; packages set /run/ward/api.sock.
+    pub socket: String,
+    /// TCP address, opt-in, loopback only for now: e.g. "127.0.0.1:7070".
+    pub listen: String,
+}
+
 /// The collectors there are, by name.
 pub const COLLECTORS: [&str; 8] = [
     "cpu",
@@ -176,7 +188,14 @@ pub struct Config {
     pub agent: AgentConfig,
     pub store: StoreConfig,
     pub collect: CollectConfig,
+    pub api: ApiConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub socket: PathBuf,
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +391,27 @@ impl RawConfig {
             )?,
         };
 
+        let api = ApiConfig {
+            socket: if self.api.socket.is_empty() {
+                crate::api::default_socket(&data_dir)
+            } else {
+                PathBuf::from(&self.api.socket)
+            },
+            listen: match self.api.listen.as_str() {
+                "" => None,
+                addr => match addr.parse::<std::net::SocketAddr>() {
+                    Ok(a) if a.ip().is_loopback() => Some(addr.to_string()),
+                    _ => {
+                        return Err(invalid(
+                            "api.listen",
+                            addr,
+                            "a loopback address and port such as \"127.0.0.1:7070\" (other addresses need TLS, which the API does not have yet)",
+                        ));
+                    }
+                },
+            },
+        };
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -416,6 +456,7 @@ impl RawConfig {
                 },
             },
             collect,
+            api,
             log: LogConfig { level, format },
         })
     }

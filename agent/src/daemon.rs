@@ -5,8 +5,8 @@
 //! - flush: every `store.flush_interval`, make accepted samples durable;
 //! - maintain: every minute, seal idle windows, apply retention and the budget.
 //!
-//! Shutdown order: stop the collectors (no new samples), stop the timers,
-//! then flush and seal the store, then release the data directory.
+//! Shutdown order: stop the API, stop the collectors (no new samples), stop
+//! the timers, then flush and seal the store, then release the data directory.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -170,17 +170,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         },
         failed.clone(),
     ));
-    let status = {
+    let build_status = {
         let (store, gpus) = (store.clone(), gpus.clone());
         let statuses = running.statuses().to_vec();
-        let (data_dir, host, started) = (
-            config.agent.data_dir.clone(),
-            config.agent.host_name.clone(),
-            now_ms(),
-        );
-        move |state: &str| {
+        let (host, started) = (config.agent.host_name.clone(), now_ms());
+        Arc::new(move |state: &str| {
             let (gpu_unavailable, gpu_count) = crate::status::gpu_fields(&gpus);
-            let s = ward_shared::status::AgentStatus {
+            ward_shared::status::AgentStatus {
                 host: host.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 pid: std::process::id(),
@@ -191,12 +187,43 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                 gpu_unavailable,
                 gpus: gpu_count,
                 store: crate::status::store(&store.lock().stats()),
-            };
-            if let Err(e) = crate::status::write(&data_dir, &s) {
+            }
+        })
+    };
+    let status = {
+        let (build, data_dir) = (build_status.clone(), config.agent.data_dir.clone());
+        move |state: &str| {
+            if let Err(e) = crate::status::write(&data_dir, &build(state)) {
                 warn!(error = %e, "could not write the status file");
             }
         }
     };
+    let api_stop = CancellationToken::new();
+    let mut api_tasks = Vec::new();
+    let router = crate::api::router(crate::api::ApiState {
+        store: store.clone(),
+        processes: processes.clone(),
+        gpus: gpus.clone(),
+        status: {
+            let build = build_status.clone();
+            Arc::new(move || build("running"))
+        },
+        host: config.agent.host_name.clone(),
+    });
+    drop(build_status);
+    match crate::api::serve_unix(&config.api.socket, router.clone(), api_stop.clone()).await {
+        Ok(task) => api_tasks.push(task),
+        // The agent is still worth running without its API: say so loudly.
+        Err(e) => error!(error = %e, "api unavailable"),
+    }
+    match &config.api.listen {
+        Some(addr) => match crate::api::serve_tcp(addr, router, api_stop.clone()).await {
+            Ok(task) => api_tasks.push(task),
+            Err(e) => error!(error = %e, "api unavailable on tcp"),
+        },
+        // The router holds the store: it must not outlive the servers.
+        None => drop(router),
+    }
     tracker.spawn(every(
         STATUS_EVERY,
         shutdown.clone(),
@@ -216,6 +243,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         () = failed.cancelled() => Err(DaemonError::Task("see the error logged above".into())),
     };
     info!("shutting down");
+    // API first: it holds the store for queries.
+    api_stop.cancel();
+    for task in api_tasks {
+        let _ = task.await;
+    }
     // Collector threads finish their tick and the writer drains what they sent.
     if let Err(e) = tokio::task::spawn_blocking(move || running.shutdown()).await {
         error!(error = %e, "collectors did not stop cleanly");

@@ -1,6 +1,8 @@
 //! `ward-agent`: the per-node daemon.
 //!
 //! Layout:
+//! - [`api`]: the local HTTP API (Unix socket, TCP opt-in) that the
+//!   dashboard and the CLI read.
 //! - [`store`]: the embedded time-series store on sled (the only module that
 //!   touches sled): series index, compressed chunks, rollups, retention.
 //! - [`collect`]: one module per source (cpu, memory, disk, filesystem,
@@ -14,6 +16,7 @@
 //! Detectors, incidents, exporters and the API arrive as their issues land;
 //! each gets a module of its own beside these.
 
+pub mod api;
 pub mod collect;
 pub mod config;
 pub mod daemon;

@@ -41,6 +41,7 @@ impl Running {
             .arg(data_dir)
             .env("WARD_AGENT_INTERVAL", "100ms")
             .env("WARD_COLLECT_PROCESS_INTERVAL", "100ms")
+            .env("WARD_API_SOCKET", data_dir.with_extension("sock"))
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -291,6 +292,69 @@ fn agent_status_json(data: &Path) -> ward_shared::status::AgentStatus {
         .output()
         .unwrap();
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_api_answers_on_its_socket_through_the_typed_client() {
+    use ward_shared::api::{Aggregation, QueryRequest};
+    use ward_shared::client::{Client, ClientError, Endpoint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let running = Running::start(&data);
+    running.wait_for("api listening");
+    std::thread::sleep(Duration::from_millis(1200));
+    let socket = data.with_extension("sock");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660, "the socket is for its owner and group");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = Client::new(Endpoint::Unix(socket.clone()));
+        assert_eq!(client.health().await.unwrap().status, "ok");
+        let load = client.series("system.cpu.load_average.1m").await.unwrap();
+        assert_eq!(load.len(), 1, "{load:?}");
+        let now = i64::MAX / 2;
+        let answer = client
+            .query(&QueryRequest { series: vec![load[0].id], start: 0, end: now, step: None, agg: Aggregation::Last })
+            .await
+            .unwrap();
+        assert!(answer[0].points.len() >= 5, "{answer:?}");
+        let status = client.status().await.unwrap();
+        assert_eq!(status.state, "running");
+        assert!(status.collectors.iter().any(|c| c.name == "cpu" && c.runs > 0));
+
+        let err = client
+            .query(&QueryRequest { series: vec![load[0].id], start: 10, end: 5, step: None, agg: Aggregation::Last })
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, ClientError::Refused { status: 400, message } if message.contains("end 5 is before start 10")), "{err}");
+        let err = client
+            .query(&QueryRequest { series: vec![load[0].id], start: 0, end: now, step: None, agg: Aggregation::Rate })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("needs a counter"), "{err}");
+    });
+
+    running.signal("TERM");
+    running.wait_for("store closed");
+    let mut running = running;
+    assert!(running.child.wait().unwrap().success());
+    assert!(!socket.exists(), "the socket is removed on shutdown");
+    rt.block_on(async {
+        let err = Client::new(Endpoint::Unix(socket.clone()))
+            .health()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("cannot reach the agent at"),
+            "{err}"
+        );
+    });
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! agent's status) and nothing else: no I/O, no storage, no collection. The agent's store,
 //! collectors and API, and the dashboard, all speak these types.
 
+pub mod api;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod model;
 pub mod status;
 

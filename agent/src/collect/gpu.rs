@@ -29,11 +29,11 @@
 //! Row remapping counts are not exposed by nvml-wrapper 0.13 and are not
 //! collected.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use ward_shared::SeriesDesc;
+pub use ward_shared::api::{GpuProcess, GpuReading, GpuState, XidEvent};
 
 use super::{CollectError, Collector, Emitter, LocalId, NamedSeries, key};
 
@@ -78,53 +78,6 @@ pub fn xid_description(code: u64) -> &'static str {
     }
 }
 
-/// One GPU or MIG instance, as read at one tick; `None` where the device
-/// does not support a reading.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct GpuReading {
-    pub uuid: String,
-    pub name: String,
-    /// The physical GPU's UUID, for a MIG instance.
-    pub parent: Option<String>,
-    pub utilization: Option<f64>,
-    pub memory_controller_utilization: Option<f64>,
-    pub memory_used: Option<u64>,
-    pub memory_total: Option<u64>,
-    pub temperature_c: Option<f64>,
-    pub power_w: Option<f64>,
-    pub power_limit_w: Option<f64>,
-    pub energy_j: Option<f64>,
-    pub sm_clock_hz: Option<f64>,
-    pub memory_clock_hz: Option<f64>,
-    /// NVML's clocks-throttle-reasons bit mask.
-    pub throttle: Option<u64>,
-    pub ecc_corrected: Option<u64>,
-    pub ecc_uncorrected: Option<u64>,
-    pub retired_single_bit: Option<u64>,
-    pub retired_double_bit: Option<u64>,
-    pub retirement_pending: Option<bool>,
-    pub pcie_tx_bytes_per_s: Option<f64>,
-    pub pcie_rx_bytes_per_s: Option<f64>,
-    pub processes: Vec<GpuProcess>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GpuProcess {
-    pub pid: u32,
-    pub memory_bytes: Option<u64>,
-    /// SM utilization attributed to the process, 0 to 1.
-    pub sm_utilization: Option<f64>,
-}
-
-/// An XID error as the history keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct XidEvent {
-    pub ts: i64,
-    pub gpu: String,
-    pub code: u64,
-    pub description: &'static str,
-}
-
 /// Where GPU readings come from: NVML, or a fake in tests.
 pub trait GpuSource: Send {
     /// One reading per GPU and per MIG instance.
@@ -135,15 +88,6 @@ pub trait GpuSource: Send {
 
 /// Opens a GPU source, or says why there is none.
 pub type OpenGpuSource = Box<dyn Fn() -> Result<Box<dyn GpuSource>, String> + Send>;
-
-/// What the API and the dashboard show of the GPUs.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct GpuState {
-    /// Why there are no GPU readings, if there are none.
-    pub unavailable: Option<String>,
-    pub devices: Vec<GpuReading>,
-    pub xid_history: VecDeque<XidEvent>,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct GpuTable(Arc<Mutex<GpuState>>);
@@ -375,7 +319,7 @@ impl Collector for GpuCollector {
                     ts,
                     gpu,
                     code,
-                    description: xid_description(code),
+                    description: xid_description(code).to_string(),
                 });
             }
             t.devices = readings;
@@ -693,7 +637,7 @@ mod tests {
         let codes: Vec<_> = state
             .xid_history
             .iter()
-            .map(|x| (x.code, x.description))
+            .map(|x| (x.code, x.description.as_str()))
             .collect();
         assert_eq!(
             codes,

@@ -21,9 +21,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind, Users};
 use ward_shared::SeriesDesc;
+pub use ward_shared::api::{ProcessInfo, ProcessSnapshot};
 
 use super::{CollectError, Collector, Emitter, HostPaths, LocalId, NamedSeries, key};
 
@@ -40,27 +40,6 @@ const SECRET_WORDS: [&str; 9] = [
     "private",
     "signature",
 ];
-
-/// One process as the dashboard and incidents show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    pub name: String,
-    pub user: String,
-    /// Command line with secret-looking arguments redacted.
-    pub command: String,
-    /// Share of one CPU over the last tick (1.0 = one full core).
-    pub cpu: f64,
-    pub memory_bytes: u64,
-}
-
-/// The latest top processes.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProcessSnapshot {
-    pub ts: i64,
-    pub by_cpu: Vec<ProcessInfo>,
-    pub by_memory: Vec<ProcessInfo>,
-}
 
 /// Shared view of the latest snapshot.
 #[derive(Debug, Clone, Default)]

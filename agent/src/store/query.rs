@@ -10,24 +10,11 @@
 //! chart does not shimmer as it pans; each point is stamped with its
 //! bucket's start. Buckets without data are left out.
 
-use serde::{Deserialize, Serialize};
+pub use ward_shared::api::Aggregation;
 use ward_shared::{SeriesId, TimestampMs};
 
 use super::series::{Agg, ROLLUP_TIERS, counter_increase, floor_to};
 use super::{Store, StoreError};
-
-/// How the samples in a bucket become one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Aggregation {
-    /// The mean for a gauge; for a counter, its per-second rate.
-    Avg,
-    Min,
-    Max,
-    Last,
-    /// Per-second rate of a counter; a decrease counts as a reset.
-    Rate,
-}
 
 /// A range of one series: `[start, end]`, both inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,233 @@
+//! The typed API client: the only way the dashboard and CLIs talk to agents.
+//!
+//! An [`Endpoint`] is a Unix socket path or an `http://host:port` address.
+//! Every call has a timeout, so that a slow agent shows as slow instead of
+//! freezing its caller. One connection per request: the socket is local and
+//! requests are few (a dashboard refresh is a handful).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::api::{
+    ApiError, GpuState, Health, ProcessSnapshot, QueryRequest, SeriesInfo, SeriesPoints,
+};
+use crate::status::AgentStatus;
+
+/// Where an agent listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl Endpoint {
+    /// `http://127.0.0.1:7070` or `127.0.0.1:7070` is TCP; anything else a socket path.
+    pub fn parse(text: &str) -> Self {
+        match text.strip_prefix("http://") {
+            Some(addr) => Endpoint::Tcp(addr.trim_end_matches('/').to_string()),
+            None if text.parse::<std::net::SocketAddr>().is_ok() => Endpoint::Tcp(text.to_string()),
+            None => Endpoint::Unix(PathBuf::from(text)),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+            Endpoint::Tcp(a) => write!(f, "http://{a}"),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot reach the agent at {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    #[error("the agent at {0} did not answer in time")]
+    Timeout(String),
+    #[error("talking to the agent at {endpoint}: {message}")]
+    Protocol { endpoint: String, message: String },
+    #[error("the agent refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/api/v1/health", None::<&()>).await
+    }
+
+    pub async fn status(&self) -> Result<AgentStatus, ClientError> {
+        self.call(Method::GET, "/api/v1/status", None::<&()>).await
+    }
+
+    /// Series whose key contains `matching` (all of them for "").
+    pub async fn series(&self, matching: &str) -> Result<Vec<SeriesInfo>, ClientError> {
+        let mut path = String::from("/api/v1/series?match=");
+        for b in matching.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                path.push(b as char);
+            } else {
+                path.push_str(&format!("%{b:02X}"));
+            }
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    pub async fn query(&self, q: &QueryRequest) -> Result<Vec<SeriesPoints>, ClientError> {
+        self.call(Method::POST, "/api/v1/query", Some(q)).await
+    }
+
+    pub async fn processes(&self) -> Result<ProcessSnapshot, ClientError> {
+        self.call(Method::GET, "/api/v1/processes", None::<&()>)
+            .await
+    }
+
+    pub async fn gpus(&self) -> Result<GpuState, ClientError> {
+        self.call(Method::GET, "/api/v1/gpus", None::<&()>).await
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let endpoint = self.endpoint.to_string();
+        match tokio::time::timeout(self.timeout, self.exchange(method, path, body)).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout(endpoint)),
+        }
+    }
+
+    async fn exchange<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let endpoint = self.endpoint.to_string();
+        let protocol = |message: String| ClientError::Protocol {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        let connect = |source| ClientError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| protocol(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "ward-agent")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| protocol(e.to_string()))?;
+        let response = match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let stream = tokio::net::UnixStream::connect(p).await.map_err(connect)?;
+                send(TokioIo::new(stream), request).await
+            }
+            Endpoint::Tcp(a) => {
+                let stream = tokio::net::TcpStream::connect(a.as_str())
+                    .await
+                    .map_err(connect)?;
+                send(TokioIo::new(stream), request).await
+            }
+        }
+        .map_err(protocol)?;
+        let (status, body) = response;
+        if status != StatusCode::OK {
+            let message = serde_json::from_slice::<ApiError>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| protocol(format!("unexpected answer: {e}")))
+    }
+}
+
+async fn send<IO>(io: IO, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        // The connection ends with the request; its outcome is the response's.
+        let _ = connection.await;
+    });
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_from_what_a_user_types() {
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:7070/"),
+            Endpoint::Tcp("127.0.0.1:7070".into())
+        );
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:7070"),
+            Endpoint::Tcp("127.0.0.1:7070".into())
+        );
+        assert_eq!(
+            Endpoint::parse("/run/ward/api.sock"),
+            Endpoint::Unix("/run/ward/api.sock".into())
+        );
+    }
+}
