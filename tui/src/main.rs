@@ -1,16 +1,159 @@
-//! `ward`: the terminal dashboard for the engineer on call.
+//! `ward`: the dashboard for the engineer on call.
 //!
-//! Not built yet: it arrives with the local API (issue 7), through the typed
-//! client in `ward-shared`. Until then this binary says so and points at
-//! what does run, rather than pretending to be a dashboard.
+//! Connects to the local agent (the socket the agent's config names); when
+//! none answers, starts one in this process so that a fresh machine shows
+//! live data at once. `ward --agent ADDR` watches another agent (a socket
+//! path or `http://127.0.0.1:7070`).
 
+use std::io::stdout;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
+use ratatui::crossterm::execute;
+use tokio_util::sync::CancellationToken;
+use ward_agent::config::Config;
+use ward_shared::client::{Client, Endpoint};
+use ward_tui::app::App;
+use ward_tui::fetch::{self, Request};
+use ward_tui::ui;
+
+/// The terminal dashboard for Ward agents.
+#[derive(Debug, Parser)]
+#[command(name = "ward", version, about)]
+struct Cli {
+    /// The agent to watch: its API socket path or http://HOST:PORT.
+    /// Default: the local agent; started here if none runs.
+    #[arg(long, value_name = "ADDR")]
+    agent: Option<String>,
+    /// Config file of the local agent (for its socket and data directory).
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+}
+
+/// An agent running inside this process.
+struct Embedded {
+    stop: CancellationToken,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn reachable(client: &Client) -> bool {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .is_ok_and(|rt| rt.block_on(client.health()).is_ok())
+}
+
+fn start_embedded(config: Config, client: &Client) -> anyhow::Result<Embedded> {
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("embedded-agent".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            // Its errors cannot be printed over the dashboard; the dashboard shows it as unreachable.
+            let _ = rt.block_on(ward_agent::daemon::run(config, token));
+        })?;
+    for _ in 0..50 {
+        if reachable(client) {
+            return Ok(Embedded { stop, thread });
+        }
+        if thread.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.cancel();
+    let _ = thread.join();
+    anyhow::bail!(
+        "no agent answers at {} and one could not be started here (is another agent using the same data directory? run `ward-agent status`)",
+        client.endpoint()
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    let (endpoint, local) = match &cli.agent {
+        Some(a) => (Endpoint::parse(a), false),
+        None => (Endpoint::Unix(config.api.socket.clone()), true),
+    };
+    let client = Client::new(endpoint.clone()).with_timeout(Duration::from_secs(2));
+    let embedded = if local && !reachable(&client) {
+        Some(start_embedded(config, &client)?)
+    } else {
+        None
+    };
+
+    let (req_tx, req_rx) = mpsc::channel::<Request>();
+    let (upd_tx, upd_rx) = mpsc::channel();
+    let worker = {
+        let client = client.clone();
+        std::thread::Builder::new()
+            .name("fetch".into())
+            .spawn(move || fetch::run(client, req_rx, upd_tx, Duration::from_secs(1)))
+            .context("starting the fetch worker")?
+    };
+
+    let mut terminal = ratatui::init();
+    let _ = execute!(stdout(), EnableMouseCapture);
+    let label = match &embedded {
+        Some(_) => format!("{endpoint} (started here)"),
+        None => endpoint.to_string(),
+    };
+    let mut app = App::new(label);
+    let mut last_live = std::time::Instant::now();
+    let result = (|| -> anyhow::Result<()> {
+        while !app.quit {
+            while let Ok(update) = upd_rx.try_recv() {
+                app.apply(update);
+            }
+            terminal.draw(|f| ui::draw(f, &app))?;
+            if event::poll(Duration::from_millis(100))? {
+                for request in app.update(&event::read()?, now_ms()) {
+                    let _ = req_tx.send(request);
+                }
+            }
+            if last_live.elapsed() >= Duration::from_secs(1) {
+                last_live = std::time::Instant::now();
+                if let Some(r) = app.live_chart() {
+                    let _ = req_tx.send(r);
+                }
+            }
+        }
+        Ok(())
+    })();
+    let _ = execute!(stdout(), DisableMouseCapture);
+    ratatui::restore();
+    let _ = req_tx.send(Request::Stop);
+    let _ = worker.join();
+    if let Some(e) = embedded {
+        e.stop.cancel();
+        let _ = e.thread.join();
+    }
+    result
+}
 
 fn main() -> ExitCode {
-    eprintln!(
-        "ward: the dashboard is not built yet; it comes with the agent's local API.\n\
-         What runs today is the agent and its store:\n\
-         \n    cargo run --release -p ward-agent -- run\n"
-    );
-    ExitCode::from(2)
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ward: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

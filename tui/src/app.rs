@@ -1,0 +1,345 @@
+//! What the dashboard holds, and how keys and data change it.
+//!
+//! Only [`App::update`] (a key or mouse event, which may ask the fetch
+//! worker for something) and [`App::apply`] (data from the worker) change
+//! the state; drawing reads it.
+
+use ratatui::crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+};
+use ward_shared::api::{GpuState, ProcessSnapshot, SeriesInfo};
+use ward_shared::status::AgentStatus;
+
+use crate::fetch::{Overview, Request, Update};
+
+/// Chart spans, from the closest look to the widest.
+pub const SPANS: [(i64, &str); 7] = [
+    (5 * 60_000, "5m"),
+    (15 * 60_000, "15m"),
+    (3_600_000, "1h"),
+    (6 * 3_600_000, "6h"),
+    (86_400_000, "1d"),
+    (3 * 86_400_000, "3d"),
+    (7 * 86_400_000, "7d"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Metrics,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChartData {
+    pub series: u32,
+    pub start: i64,
+    pub end: i64,
+    pub points: Vec<(i64, f64)>,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub view: View,
+    pub help: bool,
+    /// The `/` filter of the metrics explorer, and whether it is being typed.
+    pub filter: String,
+    pub filtering: bool,
+    pub endpoint: String,
+    pub status: Option<AgentStatus>,
+    pub overview: Overview,
+    pub processes: ProcessSnapshot,
+    pub gpus: GpuState,
+    pub series: Vec<SeriesInfo>,
+    pub selected: usize,
+    pub chart: Option<ChartData>,
+    pub span: usize,
+    /// End of the charted range; `None` follows now.
+    pub end: Option<i64>,
+    /// The last fetch error, until a fetch succeeds again.
+    pub stale: Option<String>,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            view: View::Overview,
+            help: false,
+            filter: String::new(),
+            filtering: false,
+            endpoint: endpoint.into(),
+            status: None,
+            overview: Overview::default(),
+            processes: ProcessSnapshot::default(),
+            gpus: GpuState::default(),
+            series: Vec::new(),
+            selected: 0,
+            chart: None,
+            span: 0,
+            end: None,
+            stale: None,
+            quit: false,
+        }
+    }
+
+    /// Takes in what the fetch worker sent.
+    pub fn apply(&mut self, update: Update) {
+        if !matches!(update, Update::Failed(_)) {
+            self.stale = None;
+        }
+        match update {
+            Update::Status(s) => self.status = Some(s),
+            Update::Overview(o) => self.overview = o,
+            Update::Processes(p) => self.processes = p,
+            Update::Gpus(g) => self.gpus = g,
+            Update::Series(s) => {
+                self.series = s;
+                self.selected = self.selected.min(self.series.len().saturating_sub(1));
+            }
+            Update::Chart {
+                series,
+                start,
+                end,
+                points,
+            } => {
+                self.chart = Some(ChartData {
+                    series,
+                    start,
+                    end,
+                    points,
+                });
+            }
+            Update::Failed(e) => self.stale = Some(e),
+        }
+    }
+
+    fn chart_request(&self) -> Option<Request> {
+        let s = self.series.get(self.selected)?;
+        Some(Request::Chart {
+            series: s.id,
+            end: self.end,
+            span: SPANS[self.span].0,
+        })
+    }
+
+    /// The chart to ask for again each second while it follows now.
+    pub fn live_chart(&self) -> Option<Request> {
+        (self.view == View::Metrics && self.end.is_none())
+            .then(|| self.chart_request())
+            .flatten()
+    }
+
+    /// Handles an event; returns what to ask the fetch worker for.
+    pub fn update(&mut self, event: &Event, now: i64) -> Vec<Request> {
+        match event {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.key(k, now),
+            Event::Mouse(m) if self.view == View::Metrics => match m.kind {
+                MouseEventKind::ScrollDown => self.select(1),
+                MouseEventKind::ScrollUp => self.select(-1),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    fn select(&mut self, by: isize) -> Vec<Request> {
+        if self.series.is_empty() {
+            return Vec::new();
+        }
+        let last = self.series.len() as isize - 1;
+        self.selected = (self.selected as isize + by).clamp(0, last) as usize;
+        self.chart_request().into_iter().collect()
+    }
+
+    fn key(&mut self, k: &KeyEvent, now: i64) -> Vec<Request> {
+        if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
+            self.quit = true;
+            return Vec::new();
+        }
+        if self.filtering {
+            match k.code {
+                KeyCode::Enter => {
+                    self.filtering = false;
+                    self.selected = 0;
+                    return vec![Request::Series(self.filter.clone())];
+                }
+                KeyCode::Esc => self.filtering = false,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            return Vec::new();
+        }
+        if self.help {
+            // Any key closes the help, as in k9s; q still quits.
+            self.help = false;
+            if k.code != KeyCode::Char('q') {
+                return Vec::new();
+            }
+        }
+        match k.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab | KeyCode::BackTab => {
+                return self.switch(match self.view {
+                    View::Overview => View::Metrics,
+                    View::Metrics => View::Overview,
+                });
+            }
+            KeyCode::Char('1') => return self.switch(View::Overview),
+            KeyCode::Char('2') => return self.switch(View::Metrics),
+            _ if self.view == View::Metrics => return self.metrics_key(k.code, now),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn switch(&mut self, view: View) -> Vec<Request> {
+        self.view = view;
+        if view == View::Metrics && self.series.is_empty() {
+            return vec![Request::Series(self.filter.clone())];
+        }
+        Vec::new()
+    }
+
+    fn metrics_key(&mut self, code: KeyCode, now: i64) -> Vec<Request> {
+        match code {
+            KeyCode::Char('/') => {
+                self.filtering = true;
+                Vec::new()
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.select(1),
+            KeyCode::Up | KeyCode::Char('k') => self.select(-1),
+            KeyCode::PageDown => self.select(10),
+            KeyCode::PageUp => self.select(-10),
+            KeyCode::Enter => self.chart_request().into_iter().collect(),
+            KeyCode::Char('+') | KeyCode::Char('=') => {
+                self.span = self.span.saturating_sub(1);
+                self.chart_request().into_iter().collect()
+            }
+            KeyCode::Char('-') => {
+                self.span = (self.span + 1).min(SPANS.len() - 1);
+                self.chart_request().into_iter().collect()
+            }
+            KeyCode::Left | KeyCode::Char('h') => {
+                let end = self.end.unwrap_or(now);
+                self.end = Some(end - SPANS[self.span].0 / 2);
+                self.chart_request().into_iter().collect()
+            }
+            KeyCode::Right | KeyCode::Char('l') => {
+                let end = self.end.map(|e| e + SPANS[self.span].0 / 2);
+                self.end = end.filter(|&e| e < now);
+                self.chart_request().into_iter().collect()
+            }
+            KeyCode::End | KeyCode::Char('0') => {
+                self.end = None;
+                self.chart_request().into_iter().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::crossterm::event::KeyEventState;
+    use ward_shared::MetricKind;
+
+    fn key(code: KeyCode) -> Event {
+        Event::Key(KeyEvent {
+            code,
+            modifiers: KeyModifiers::NONE,
+            kind: KeyEventKind::Press,
+            state: KeyEventState::NONE,
+        })
+    }
+
+    fn series(n: u32) -> Vec<SeriesInfo> {
+        (0..n)
+            .map(|i| SeriesInfo {
+                id: i,
+                key: format!("test.s{i}"),
+                name: format!("test.s{i}"),
+                kind: MetricKind::Gauge,
+                unit: "1".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_explorer_filters_selects_zooms_and_pans() {
+        let mut app = App::new("sock");
+        assert_eq!(
+            app.update(&key(KeyCode::Char('2')), 0),
+            vec![Request::Series(String::new())]
+        );
+        app.apply(Update::Series(series(3)));
+        // '/' starts the filter; typing then Enter asks for matching series.
+        app.update(&key(KeyCode::Char('/')), 0);
+        for c in "mem".chars() {
+            app.update(&key(KeyCode::Char(c)), 0);
+        }
+        assert_eq!(
+            app.update(&key(KeyCode::Enter), 0),
+            vec![Request::Series("mem".into())]
+        );
+        app.apply(Update::Series(series(3)));
+        assert_eq!(
+            app.update(&key(KeyCode::Char('j')), 0),
+            vec![Request::Chart {
+                series: 1,
+                end: None,
+                span: 300_000
+            }]
+        );
+        assert_eq!(
+            app.update(&key(KeyCode::Char('-')), 0),
+            vec![Request::Chart {
+                series: 1,
+                end: None,
+                span: 900_000
+            }]
+        );
+        // Panning back moves the end by half a span; forward past now follows now again.
+        let now = 10_000_000;
+        assert_eq!(
+            app.update(&key(KeyCode::Left), now),
+            vec![Request::Chart {
+                series: 1,
+                end: Some(now - 450_000),
+                span: 900_000
+            }]
+        );
+        assert_eq!(
+            app.update(&key(KeyCode::Right), now),
+            vec![Request::Chart {
+                series: 1,
+                end: None,
+                span: 900_000
+            }]
+        );
+        app.update(&key(KeyCode::Char('j')), now);
+        app.update(&key(KeyCode::Char('j')), now);
+        assert_eq!(app.selected, 2, "selection stops at the last series");
+    }
+
+    #[test]
+    fn help_quit_and_stale_data() {
+        let mut app = App::new("sock");
+        app.update(&key(KeyCode::Char('?')), 0);
+        assert!(app.help);
+        app.update(&key(KeyCode::Char('x')), 0);
+        assert!(!app.help && !app.quit, "any key closes the help");
+        app.apply(Update::Failed(
+            "the agent at sock did not answer in time".into(),
+        ));
+        assert!(app.stale.is_some());
+        app.apply(Update::Processes(ProcessSnapshot::default()));
+        assert!(app.stale.is_none(), "fresh data clears the warning");
+        app.update(&key(KeyCode::Char('q')), 0);
+        assert!(app.quit);
+    }
+}

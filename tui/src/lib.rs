@@ -1,0 +1,14 @@
+//! `ward-tui`: the dashboard. Gathering, holding and drawing are apart:
+//!
+//! - [`fetch`]: a worker thread that asks the agent for data, on a schedule
+//!   and on request, and hands back [`fetch::Update`]s; the UI never waits
+//!   on the network.
+//! - [`app`]: what the dashboard holds and shows; only [`app::App::update`]
+//!   (events) and [`app::App::apply`] (data) change it.
+//! - [`ui`]: draws an [`app::App`] on a frame; reads, never changes.
+//!
+//! Agents are reached only through `ward_shared::client`.
+
+pub mod app;
+pub mod fetch;
+pub mod ui;

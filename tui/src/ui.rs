@@ -1,0 +1,547 @@
+//! Drawing: an [`App`] onto a frame. Reads the state, changes nothing.
+//!
+//! Meaning never rests on colour alone: states carry words and symbols
+//! (`✓ running`, `✗ unsupported`, `⚠ stale`), so the screen reads the same
+//! on a monochrome terminal. Usable from 80x24 up.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Axis, Block, Borders, Chart, Clear, Dataset, GraphType, List, ListItem, ListState, Paragraph,
+    Row, Sparkline, Table,
+};
+
+use crate::app::{App, SPANS, View};
+use crate::fetch::Trend;
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let [top, main, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    draw_tabs(f, app, top);
+    match app.view {
+        View::Overview => draw_overview(f, app, main),
+        View::Metrics => draw_metrics(f, app, main),
+    }
+    draw_status_bar(f, app, bottom);
+    if app.help {
+        draw_help(f, f.area());
+    }
+}
+
+fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
+    let tab = |n: &str, name: &str, on: bool| {
+        let style = if on {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        Span::styled(format!(" {n} {name} "), style)
+    };
+    let host = app.status.as_ref().map_or("…", |s| s.host.as_str());
+    let line = Line::from(vec![
+        Span::styled(" ward ", Style::new().add_modifier(Modifier::BOLD)),
+        tab("1", "Overview", app.view == View::Overview),
+        tab("2", "Metrics", app.view == View::Metrics),
+        Span::raw(format!("  {host} · {}", app.endpoint)),
+    ]);
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_status_bar(f: &mut Frame, app: &App, area: Rect) {
+    let line = match (&app.stale, app.filtering) {
+        (_, true) => Line::from(format!(
+            " filter: {}▏  Enter apply · Esc cancel",
+            app.filter
+        )),
+        (Some(e), _) => Line::from(Span::styled(
+            format!(" ⚠ stale: {e} (showing the last data)"),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        )),
+        (None, _) => Line::from(
+            " ? help · Tab/1/2 views · q quit · incidents: none (detection not running yet)",
+        ),
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+/// 12.3 KB/s, 4.5 MB/s: a rate in bytes for a tile.
+pub fn rate(bytes_per_s: f64) -> String {
+    let units = ["B/s", "KB/s", "MB/s", "GB/s", "TB/s"];
+    let mut v = bytes_per_s;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
+}
+
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn tile(f: &mut Frame, area: Rect, title: String, trend: &Trend, scale: f64) {
+    let data: Vec<u64> = trend
+        .points
+        .iter()
+        .map(|&(_, v)| (v * scale).max(0.0) as u64)
+        .collect();
+    let spark = Sparkline::default()
+        .block(Block::new().borders(Borders::ALL).title(title))
+        .data(&data)
+        .style(Style::new().fg(Color::Cyan));
+    f.render_widget(spark, area);
+}
+
+fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
+    let [tiles, lower] = Layout::vertical([Constraint::Length(8), Constraint::Min(0)]).areas(area);
+    let [row1, row2] = Layout::vertical([Constraint::Length(4); 2]).areas(tiles);
+    let thirds = |r| Layout::horizontal([Constraint::Ratio(1, 3); 3]).areas::<3>(r);
+    let o = &app.overview;
+    let pct = |t: &Trend| {
+        t.last()
+            .map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0))
+    };
+    let [a, b, c] = thirds(row1);
+    tile(
+        f,
+        a,
+        format!("CPU {}", pct(&o.cpu_busy)),
+        &o.cpu_busy,
+        1000.0,
+    );
+    tile(
+        f,
+        b,
+        format!("Memory {}", pct(&o.memory_used)),
+        &o.memory_used,
+        1000.0,
+    );
+    tile(
+        f,
+        c,
+        format!(
+            "Load {}",
+            o.load.last().map_or("–".into(), |v| format!("{v:.2}"))
+        ),
+        &o.load,
+        100.0,
+    );
+    let [d, e, g] = thirds(row2);
+    tile(
+        f,
+        d,
+        format!("Net ↓{}", o.network_rx.last().map_or("–".into(), rate)),
+        &o.network_rx,
+        1.0,
+    );
+    tile(
+        f,
+        e,
+        format!("Net ↑{}", o.network_tx.last().map_or("–".into(), rate)),
+        &o.network_tx,
+        1.0,
+    );
+    tile(
+        f,
+        g,
+        format!("Disk {}", o.disk_io.last().map_or("–".into(), rate)),
+        &o.disk_io,
+        1.0,
+    );
+
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(lower);
+    let [health, gpu] = Layout::vertical([Constraint::Min(0), Constraint::Length(4)]).areas(left);
+    draw_collectors(f, app, health);
+    draw_gpus(f, app, gpu);
+    draw_processes(f, app, right);
+}
+
+fn draw_collectors(f: &mut Frame, app: &App, area: Rect) {
+    let rows: Vec<Row> = app
+        .status
+        .iter()
+        .flat_map(|s| &s.collectors)
+        .map(|c| {
+            let state = if c.state == "running" && c.errors == 0 {
+                "✓ ok".to_string()
+            } else if c.state.starts_with("unsupported") {
+                "✗ n/a".to_string()
+            } else if c.errors > 0 {
+                format!("⚠ {} errors", c.errors)
+            } else {
+                c.state.clone()
+            };
+            Row::new(vec![
+                c.name.clone(),
+                state,
+                format!("{}µs", c.last_duration_us),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(11),
+            Constraint::Min(8),
+            Constraint::Length(9),
+        ],
+    )
+    .header(
+        Row::new(vec!["collector", "state", "last run"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .block(Block::new().borders(Borders::ALL).title("Collectors"));
+    f.render_widget(table, area);
+}
+
+fn draw_gpus(f: &mut Frame, app: &App, area: Rect) {
+    let text = match (&app.gpus.unavailable, app.gpus.devices.is_empty()) {
+        (Some(why), _) => format!("✗ unavailable: {why}"),
+        (None, true) => "no GPU readings yet".to_string(),
+        (None, false) => app
+            .gpus
+            .devices
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} util {} mem {}",
+                    if d.parent.is_some() { "  ↳" } else { "▪" },
+                    d.name,
+                    d.utilization
+                        .map_or("–".into(), |u| format!("{:.0}%", u * 100.0)),
+                    d.memory_used.map_or("–".into(), bytes)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    let title = format!("GPUs · XID errors: {}", app.gpus.xid_history.len());
+    f.render_widget(
+        Paragraph::new(text).block(Block::new().borders(Borders::ALL).title(title)),
+        area,
+    );
+}
+
+fn draw_processes(f: &mut Frame, app: &App, area: Rect) {
+    let rows: Vec<Row> = app
+        .processes
+        .by_cpu
+        .iter()
+        .map(|p| {
+            Row::new(vec![
+                p.pid.to_string(),
+                format!("{:.1}%", p.cpu * 100.0),
+                bytes(p.memory_bytes),
+                p.user.clone(),
+                if p.command.is_empty() {
+                    p.name.clone()
+                } else {
+                    p.command.clone()
+                },
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Min(8),
+        ],
+    )
+    .header(
+        Row::new(vec!["pid", "cpu", "memory", "user", "command"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .block(
+        Block::new()
+            .borders(Borders::ALL)
+            .title("Top processes by CPU"),
+    );
+    f.render_widget(table, area);
+}
+
+fn draw_metrics(f: &mut Frame, app: &App, area: Rect) {
+    let [list_area, chart_area] =
+        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(area);
+    let items: Vec<ListItem> = app
+        .series
+        .iter()
+        .map(|s| ListItem::new(s.key.clone()))
+        .collect();
+    let title = if app.filter.is_empty() {
+        format!("Series ({}) · / filter", app.series.len())
+    } else {
+        format!("Series matching {:?} ({})", app.filter, app.series.len())
+    };
+    let list = List::new(items)
+        .block(Block::new().borders(Borders::ALL).title(title))
+        .highlight_symbol("▶ ")
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state =
+        ListState::default().with_selected((!app.series.is_empty()).then_some(app.selected));
+    f.render_stateful_widget(list, list_area, &mut state);
+
+    let selected = app.series.get(app.selected);
+    let chart = app
+        .chart
+        .as_ref()
+        .filter(|c| selected.is_some_and(|s| s.id == c.series));
+    let span = SPANS[app.span].1;
+    let when = if app.end.is_some() {
+        "⏸ history"
+    } else {
+        "● live"
+    };
+    let title = format!(
+        "{} · {span} {when} · +/- zoom, ←/→ pan, 0 live",
+        selected.map_or("no series", |s| s.name.as_str())
+    );
+    let block = Block::new().borders(Borders::ALL).title(title);
+    let Some(chart) = chart else {
+        let hint = if app.series.is_empty() {
+            "no series match"
+        } else {
+            "j/k to pick a series"
+        };
+        f.render_widget(Paragraph::new(hint).block(block), chart_area);
+        return;
+    };
+    let data: Vec<(f64, f64)> = chart
+        .points
+        .iter()
+        .map(|&(t, v)| ((t - chart.start) as f64 / 1000.0, v))
+        .collect();
+    let (lo, hi) = data
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, v)| {
+            (lo.min(v), hi.max(v))
+        });
+    let (lo, hi) = if lo.is_finite() {
+        (lo, if hi > lo { hi } else { lo + 1.0 })
+    } else {
+        (0.0, 1.0)
+    };
+    let width = ((chart.end - chart.start) as f64 / 1000.0).max(1.0);
+    let unit = selected.map_or("", |s| s.unit.as_str());
+    let widget = Chart::new(vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .data(&data),
+    ])
+    .block(block)
+    .x_axis(
+        Axis::default()
+            .bounds([0.0, width])
+            .labels(vec![Line::from(format!("-{span}")), Line::from("end")]),
+    )
+    .y_axis(Axis::default().bounds([lo, hi]).labels(vec![
+        Line::from(format!("{lo:.3}")),
+        Line::from(format!("{hi:.3} {unit}")),
+    ]));
+    f.render_widget(widget, chart_area);
+}
+
+const HELP: [(&str, &str); 13] = [
+    ("?", "this help (any key closes it)"),
+    ("q, Ctrl-C", "quit"),
+    ("Tab, 1, 2", "overview, metrics explorer"),
+    ("/", "filter series (Enter applies, Esc cancels)"),
+    ("j/k, ↓/↑", "next / previous series (mouse wheel too)"),
+    ("PgDn/PgUp", "ten series down / up"),
+    ("Enter", "chart the selected series"),
+    ("+ / -", "zoom in / out: 5m 15m 1h 6h 1d 3d 7d"),
+    ("h/l, ←/→", "pan back / forward in history"),
+    ("0, End", "back to live"),
+    ("⚠ stale", "the agent did not answer; last data shown"),
+    ("✓ ✗ ⚠", "collector ok, unavailable, failing"),
+    ("● ⏸", "chart live, chart in history"),
+];
+
+fn draw_help(f: &mut Frame, area: Rect) {
+    let w = 62.min(area.width);
+    let h = (HELP.len() as u16 + 2).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let rows: Vec<Row> = HELP.iter().map(|(k, v)| Row::new(vec![*k, *v])).collect();
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Table::new(rows, [Constraint::Length(12), Constraint::Min(10)])
+            .block(Block::new().borders(Borders::ALL).title("Keys")),
+        popup,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::{Overview, Update};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ward_shared::MetricKind;
+    use ward_shared::api::{ProcessInfo, ProcessSnapshot, SeriesInfo};
+    use ward_shared::status::{AgentStatus, CollectorHealth, StoreHealth};
+
+    fn render(app: &App, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| draw(f, app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..h)
+            .map(|y| {
+                (0..w)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn trend(values: &[f64]) -> Trend {
+        Trend {
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (i as i64 * 5000, v))
+                .collect(),
+        }
+    }
+
+    fn fixed_app() -> App {
+        let mut app = App::new("/run/ward/api.sock");
+        let collector = |name: &str, state: &str, errors: u64| CollectorHealth {
+            name: name.into(),
+            interval_ms: 1000,
+            state: state.into(),
+            runs: 60,
+            errors,
+            last_error: None,
+            last_duration_us: 120,
+            missed_ticks: 0,
+            dropped_batches: 0,
+        };
+        app.apply(Update::Status(AgentStatus {
+            host: "db-7".into(),
+            version: "0.1.0".into(),
+            pid: 42,
+            started: 0,
+            updated: 0,
+            state: "running".into(),
+            collectors: vec![
+                collector("cpu", "running", 0),
+                collector("disk", "running", 3),
+                collector("gpu", "unsupported: NVML could not be loaded", 0),
+            ],
+            gpu_unavailable: Some("NVML could not be loaded".into()),
+            gpus: 0,
+            store: StoreHealth::default(),
+        }));
+        app.apply(Update::Overview(Overview {
+            cpu_busy: trend(&[0.1, 0.2, 0.35, 0.3]),
+            memory_used: trend(&[0.41, 0.42]),
+            network_rx: trend(&[1200.0, 5_300_000.0]),
+            network_tx: trend(&[800.0, 900.0]),
+            disk_io: trend(&[0.0, 2_048_000.0]),
+            load: trend(&[1.5, 1.75]),
+        }));
+        app.apply(Update::Processes(ProcessSnapshot {
+            ts: 0,
+            by_cpu: vec![ProcessInfo {
+                pid: 311,
+                name: "postgres".into(),
+                user: "postgres".into(),
+                command: "postgres: checkpointer".into(),
+                cpu: 0.873,
+                memory_bytes: 512 << 20,
+            }],
+            by_memory: vec![],
+        }));
+        app.apply(Update::Gpus(ward_shared::api::GpuState {
+            unavailable: Some("NVML could not be loaded".into()),
+            ..Default::default()
+        }));
+        app
+    }
+
+    #[test]
+    fn overview_at_80x24() {
+        insta::assert_snapshot!(render(&fixed_app(), 80, 24));
+    }
+
+    #[test]
+    fn metrics_explorer_with_a_chart_and_a_stale_agent() {
+        let mut app = fixed_app();
+        app.view = View::Metrics;
+        app.apply(Update::Series(
+            ["system.cpu.load_average.1m", "system.memory.utilization"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| SeriesInfo {
+                    id: i as u32,
+                    key: format!("{n}{{host.name=\"db-7\"}}"),
+                    name: n.to_string(),
+                    kind: MetricKind::Gauge,
+                    unit: "1".into(),
+                })
+                .collect(),
+        ));
+        app.apply(Update::Chart {
+            series: 0,
+            start: 0,
+            end: 300_000,
+            points: (0..60)
+                .map(|i| (i * 5000, 1.0 + (i % 10) as f64 / 10.0))
+                .collect(),
+        });
+        app.apply(Update::Failed(
+            "the agent at /run/ward/api.sock did not answer in time".into(),
+        ));
+        insta::assert_snapshot!(render(&app, 100, 24));
+    }
+
+    #[test]
+    fn help_overlay_lists_every_key() {
+        let mut app = fixed_app();
+        app.help = true;
+        let screen = render(&app, 80, 24);
+        for (k, _) in HELP {
+            assert!(screen.contains(k), "help lacks {k}:\n{screen}");
+        }
+    }
+
+    #[test]
+    fn rates_and_sizes_read_like_a_person_writes_them() {
+        assert_eq!(rate(5_300_000.0), "5.3 MB/s");
+        assert_eq!(rate(12.0), "12.0 B/s");
+        assert_eq!(bytes(512 << 20), "512.0 MiB");
+        assert_eq!(bytes(100), "100 B");
+    }
+}

@@ -1,0 +1,119 @@
+//! The real `ward` binary in a real terminal (tmux), on a machine with no
+//! agent running: it starts one, shows live data, and answers keys.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Session(String);
+
+impl Session {
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux is installed (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", &self.0])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.tmux(&["send-keys", "-t", &self.0, k]);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    /// Waits until the screen shows every one of `texts`.
+    fn wait_for(&self, texts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if texts.iter().all(|t| screen.contains(t)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never showed {texts:?}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    let name = format!("ward-e2e-{}", std::process::id());
+    let command = format!(
+        "env -u WARD_API_SOCKET -u WARD_AGENT_DATA_DIR XDG_DATA_HOME={} XDG_RUNTIME_DIR={} {}; echo EXITED $?; sleep 60",
+        data.display(),
+        run.display(),
+        env!("CARGO_BIN_EXE_ward")
+    );
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &command,
+        ])
+        .status()
+        .expect("tmux is installed (.ci/run installs it)");
+    assert!(status.success());
+    let s = Session(name);
+
+    // Overview: the agent it started, live tiles, every collector's state.
+    let screen = s.wait_for(&[
+        "(started here)",
+        "CPU ",
+        "Memory ",
+        "cpu         ✓ ok",
+        "gpu         ✗ n/a",
+    ]);
+    assert!(screen.contains("Top processes by CPU"), "{screen}");
+
+    // Metrics explorer: filter, chart, zoom out.
+    s.keys(&["2", "/", "l", "o", "a", "d", "Enter"]);
+    s.wait_for(&["Series matching \"load\" (3)", "system.cpu.load_average.5m"]);
+    s.keys(&["Enter"]);
+    s.wait_for(&["system.cpu.load_average.1m · 5m ● live"]);
+    s.keys(&["-"]);
+    s.wait_for(&["· 15m ● live"]);
+    s.keys(&["Left"]);
+    s.wait_for(&["· 15m ⏸ history"]);
+
+    // Help, then quit: the terminal comes back and the embedded agent stops cleanly.
+    s.keys(&["?"]);
+    s.wait_for(&["Keys", "this help (any key closes it)"]);
+    s.keys(&["x", "q"]);
+    s.wait_for(&["EXITED 0"]);
+    // The agent released its data directory and sealed the store.
+    assert!(
+        !data
+            .join("ward/wal")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().metadata().unwrap().len() > 8 }),
+        "the write-ahead log is empty after a clean stop"
+    );
+    assert!(!run.join("ward/api.sock").exists(), "the socket is gone");
+}
