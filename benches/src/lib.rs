@@ -1,9 +1,12 @@
-//! `ward-benches`: what the benchmarks in `benches/` share.
+//! `ward-benches`: what the benchmarks in `benches/` share, and the NAB
+//! evaluation of the anomaly detector ([`nab`]).
 //!
 //! [`HostSim`] generates the metrics of a plausible Linux host at 1 s: what
 //! the collectors will produce, with their units and precisions, with noise,
 //! bursts, idle devices and slow drifts, so that compression figures mean
 //! something.
+
+pub mod nab;
 
 use ward_agent::store::{Store, StoreError};
 use ward_shared::{Labels, Sample, SeriesDesc, SeriesId, SeriesKey};
