@@ -9,16 +9,19 @@
 //!   network, process, the agent itself); each only produces values, and a
 //!   runner gives each a thread so that none delays another.
 //! - [`config`]: the TOML config file, environment overrides, validation.
+//! - [`detect`]: the streaming anomaly detector of one series (k-means on
+//!   shape and level features, causal), and the CSV of `ward-agent detect`.
 //! - [`daemon`]: the running agent: tasks, flush and maintenance timers, and
 //!   the shutdown order.
 //! - [`status`]: the agent's status file, for `ward-agent status`.
 //!
-//! Detectors, incidents, exporters and the API arrive as their issues land;
+//! Incidents, exporters and the API arrive as their issues land;
 //! each gets a module of its own beside these.
 
 pub mod api;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod detect;
 pub mod status;
 pub mod store;

@@ -37,6 +37,15 @@ enum Command {
     },
     /// Print the default config file.
     DefaultConfig,
+    /// Run the live detector offline over a `timestamp,value` CSV and write
+    /// `timestamp,value,anomaly_score` (scores in [0, 1], causal).
+    Detect {
+        #[arg(long, value_name = "FILE.csv")]
+        input: PathBuf,
+        /// Where to write; standard output when absent.
+        #[arg(long, value_name = "FILE.csv")]
+        output: Option<PathBuf>,
+    },
     /// Show how the agent on a data directory is doing: collectors, GPUs, store.
     /// Exits 1 when no agent has written a status lately.
     Status {
@@ -110,6 +119,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Detect { input, output } => match detect(&input, output.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ward-agent: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::DefaultConfig => {
             print!("{}", config::default_toml());
             ExitCode::SUCCESS
@@ -136,6 +152,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn detect(input: &std::path::Path, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use ward_agent::detect::{Detector, Params, csv};
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let rows = csv::parse(&text).with_context(|| input.display().to_string())?;
+    let mut detector = Detector::new(Params::default());
+    let scores: Vec<f64> = rows.iter().map(|(_, v)| detector.score(*v)).collect();
+    match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            csv::write(&mut std::io::BufWriter::new(file), &rows, &scores)?;
+        }
+        None => csv::write(&mut std::io::stdout().lock(), &rows, &scores)?,
+    }
+    Ok(())
 }
 
 fn init_logs(cfg: &Config) {

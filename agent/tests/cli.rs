@@ -358,6 +358,70 @@ fn the_api_answers_on_its_socket_through_the_typed_client() {
 }
 
 #[test]
+fn detect_scores_a_csv_offline_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let output = dir.path().join("out.csv");
+    let mut csv = String::from("timestamp,value\r\n");
+    for i in 0..1000 {
+        let v = (i as f64 / 10.0).sin() + if i == 900 { 25.0 } else { 0.0 };
+        csv.push_str(&format!(
+            "2014-04-{:02} {:02}:{:02}:00,{v}\r\n",
+            1 + i / 1440,
+            (i / 60) % 24,
+            i % 60
+        ));
+    }
+    std::fs::write(&input, &csv).unwrap();
+    let out = agent()
+        .arg("detect")
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&output).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("timestamp,value,anomaly_score"));
+    let scores: Vec<f64> = lines
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 1000);
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    let top = scores
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    assert!(
+        (900..905).contains(&top),
+        "the spike at row 900 scores highest, not row {top}"
+    );
+
+    std::fs::write(
+        &input,
+        "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:01:00,n/a\n",
+    )
+    .unwrap();
+    let out = agent()
+        .arg("detect")
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3: the value is not a number"), "{err}");
+}
+
+#[test]
 fn the_readme_shows_the_default_config_as_the_code_has_it() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();

@@ -1,0 +1,67 @@
+//! Scores Ward's detector on the NAB subset beside the repository, or a
+//! published detector's outputs with `--reference NAME` (ARTime, numenta).
+//!
+//! Run: `cargo run --release -p ward-benches --bin nab [-- --files]`
+
+use ward_agent::detect::{Detector, Params};
+use ward_benches::nab::{PROFILES, default_dataset, load, reference_scores, score};
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dataset = default_dataset();
+    let files = load(&dataset)?;
+    let reference = args
+        .iter()
+        .position(|a| a == "--reference")
+        .and_then(|i| args.get(i + 1));
+    // Parameter overrides for tuning: warm_up=300 models=10 ...
+    let mut params = Params::default();
+    for arg in args.iter().filter_map(|a| a.split_once('=')) {
+        let n: f64 = arg
+            .1
+            .parse()
+            .map_err(|_| format!("{}: not a number", arg.1))?;
+        match arg.0 {
+            "warm_up" => params.warm_up = n as usize,
+            "train_window" => params.train_window = n as usize,
+            "retrain_every" => params.retrain_every = n as usize,
+            "models" => params.models = n as usize,
+            "edge_window" => params.edge_window = n as usize,
+            "level_weight" => params.level_weight = n,
+            "damping" => params.damping = n,
+            "record_decay" => params.record_decay = n,
+            other => return Err(format!("unknown parameter {other}")),
+        }
+    }
+    let scores: Vec<Vec<f64>> = match reference {
+        Some(name) => reference_scores(&dataset, name, &files)?,
+        None => files
+            .iter()
+            .map(|f| {
+                let mut d = Detector::new(params.clone());
+                f.values.iter().map(|&v| d.score(v)).collect()
+            })
+            .collect(),
+    };
+    let who = reference.map_or("ward", String::as_str);
+    for p in &PROFILES {
+        let s = score(&files, &scores, p);
+        println!(
+            "{who} {:<20} {:6.2}  (threshold {:.4})",
+            p.name, s.normalised, s.threshold
+        );
+    }
+    if args.iter().any(|a| a == "--files") {
+        for (f, s) in files.iter().zip(&scores) {
+            let one = std::slice::from_ref(f);
+            let r = score(one, std::slice::from_ref(s), &PROFILES[0]);
+            println!(
+                "{:60} windows {} standard {:7.2}",
+                f.name,
+                f.windows.len(),
+                r.normalised
+            );
+        }
+    }
+    Ok(())
+}
