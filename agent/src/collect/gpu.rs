@@ -524,6 +524,7 @@ impl GpuSource for FakeGpus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::testing::Ticks;
 
     fn h100(uuid: &str) -> GpuReading {
         GpuReading {
@@ -556,22 +557,6 @@ mod tests {
         }
     }
 
-    fn run(
-        c: &mut GpuCollector,
-        ts: i64,
-        names: &mut HashMap<LocalId, String>,
-    ) -> HashMap<String, f64> {
-        let mut out = Emitter::default();
-        c.collect(ts, &mut out).unwrap();
-        for (id, d) in &out.declared {
-            names.insert(*id, d.key.to_string());
-        }
-        out.values
-            .iter()
-            .map(|(id, v)| (names[id].clone(), *v))
-            .collect()
-    }
-
     #[test]
     fn readings_xids_and_mig_instances_from_the_fake_source() {
         let fake = FakeGpus::default();
@@ -592,13 +577,13 @@ mod tests {
             0,
             table.clone(),
         );
-        let mut names = HashMap::new();
-        run(&mut c, 1000, &mut names);
+        let mut ticks = Ticks::default();
+        ticks.tick(&mut c, 1000);
         fake.xids
             .lock()
             .unwrap()
             .extend([("GPU-a".to_string(), 79), ("GPU-a".to_string(), 48)]);
-        let v = run(&mut c, 2000, &mut names);
+        let v = ticks.tick(&mut c, 2000);
 
         let gpu = |name: &str, extra: &str| {
             let k = format!(

@@ -198,20 +198,34 @@ pub(crate) mod testing {
 
     use super::{Collector, Emitter};
 
+    /// Ticks a collector, keeping the names of the series it declared.
+    #[derive(Default)]
+    pub struct Ticks {
+        /// One emitter for the collector's life, as the runner keeps it: ids stay unique.
+        out: Emitter,
+        names: HashMap<super::LocalId, String>,
+    }
+
+    impl Ticks {
+        /// One tick at `ts`: `series -> value`.
+        pub fn tick(&mut self, c: &mut dyn Collector, ts: i64) -> HashMap<String, f64> {
+            self.out.clear();
+            c.collect(ts, &mut self.out).unwrap();
+            for (id, d) in &self.out.declared {
+                self.names.insert(*id, d.key.to_string());
+            }
+            self.out
+                .values
+                .iter()
+                .map(|(id, v)| (self.names[id].clone(), *v))
+                .collect()
+        }
+    }
+
     /// Runs a collector twice and returns `series -> value` of the second tick.
     pub fn two_ticks(c: &mut dyn Collector) -> HashMap<String, f64> {
-        let mut out = Emitter::default();
-        let mut names = HashMap::new();
-        for ts in [0, 1000] {
-            out.clear();
-            c.collect(ts, &mut out).unwrap();
-            for (id, d) in &out.declared {
-                names.insert(*id, d.key.to_string());
-            }
-        }
-        out.values
-            .iter()
-            .map(|(id, v)| (names[id].clone(), *v))
-            .collect()
+        let mut t = Ticks::default();
+        t.tick(c, 0);
+        t.tick(c, 1000)
     }
 }
