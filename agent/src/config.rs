@@ -147,6 +147,9 @@ pub struct RawApi {
     pub socket: String,
     /// TCP address, opt-in, loopback only for now: e.g. "127.0.0.1:7070".
     pub listen: String,
+    /// File of API tokens, one `ROLE TOKEN` a line (roles: viewer, operator,
+    /// admin), mode 600. Needed for TCP; on the socket a token is optional.
+    pub tokens_file: String,
 }
 
 /// The collectors there are, by name.
@@ -196,6 +199,7 @@ pub struct Config {
 pub struct ApiConfig {
     pub socket: PathBuf,
     pub listen: Option<String>,
+    pub tokens: std::sync::Arc<crate::api::auth::Tokens>,
 }
 
 #[derive(Debug, Clone)]
@@ -410,6 +414,18 @@ impl RawConfig {
                     }
                 },
             },
+            tokens: std::sync::Arc::new(if self.api.tokens_file.is_empty() {
+                crate::api::auth::Tokens::default()
+            } else {
+                crate::api::auth::Tokens::load(std::path::Path::new(&self.api.tokens_file))
+                    .map_err(|why| {
+                        invalid(
+                            "api.tokens_file",
+                            &self.api.tokens_file,
+                            &format!("a readable tokens file ({why})"),
+                        )
+                    })?
+            }),
         };
 
         let level = match self.log.level.to_ascii_lowercase().as_str() {

@@ -200,7 +200,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     };
     let api_stop = CancellationToken::new();
     let mut api_tasks = Vec::new();
-    let router = crate::api::router(crate::api::ApiState {
+    let state = crate::api::ApiState {
         store: store.clone(),
         processes: processes.clone(),
         gpus: gpus.clone(),
@@ -209,9 +209,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             Arc::new(move || build("running"))
         },
         host: config.agent.host_name.clone(),
-    });
+    };
     drop(build_status);
-    match crate::api::serve_unix(&config.api.socket, router.clone(), api_stop.clone()).await {
+    let guard = |transport| crate::api::auth::Guard {
+        tokens: config.api.tokens.clone(),
+        transport,
+    };
+    let router = crate::api::router(state.clone(), guard(crate::api::auth::Transport::Tcp));
+    let socket_router = crate::api::router(state, guard(crate::api::auth::Transport::Socket));
+    match crate::api::serve_unix(&config.api.socket, socket_router, api_stop.clone()).await {
         Ok(task) => api_tasks.push(task),
         // The agent is still worth running without its API: say so loudly.
         Err(e) => error!(error = %e, "api unavailable"),

@@ -422,6 +422,84 @@ fn detect_scores_a_csv_offline_and_names_bad_lines() {
 }
 
 #[test]
+fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
+    use std::os::unix::fs::PermissionsExt;
+    use ward_shared::client::{Client, ClientError, Endpoint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        "# who may read\nviewer read-only-token-0123456789\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let data = dir.path().join("data");
+    let mut child = agent()
+        .args(["run", "--data-dir"])
+        .arg(&data)
+        .env("WARD_API_SOCKET", data.with_extension("sock"))
+        .env("WARD_API_LISTEN", "127.0.0.1:0")
+        .env("WARD_API_TOKENS_FILE", &tokens)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let running = Running { child, lines };
+    let line = running.wait_for("api listening on tcp");
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = Client::new(Endpoint::Tcp(addr.clone()));
+        let err = tcp.health().await.unwrap_err();
+        assert!(matches!(&err, ClientError::Refused { status: 401, message } if message.contains("Authorization: Bearer")), "{err}");
+        let err = tcp.clone().with_token(Some("not-a-token-not-a-token".into())).health().await.unwrap_err();
+        assert!(err.to_string().contains("not one this agent knows"), "{err}");
+        let ok = tcp.with_token(Some("read-only-token-0123456789".into())).health().await.unwrap();
+        assert_eq!(ok.status, "ok");
+        let socket = Client::new(Endpoint::Unix(data.with_extension("sock")));
+        assert_eq!(socket.health().await.unwrap().status, "ok", "the socket's permissions are its authentication");
+    });
+    running.signal("TERM");
+    running.wait_for("agent stopped");
+    let mut running = running;
+    assert!(running.child.wait().unwrap().success());
+
+    // A tokens file that others can read is refused before the agent starts.
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = dir.path().join("ward.toml");
+    std::fs::write(
+        &config,
+        format!("[api]\ntokens_file = {:?}\n", tokens.display().to_string()),
+    )
+    .unwrap();
+    let out = agent().arg("check-config").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("api.tokens_file") && err.contains("chmod 600"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_readme_shows_the_default_config_as_the_code_has_it() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();

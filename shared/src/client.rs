@@ -67,6 +67,7 @@ pub enum ClientError {
 pub struct Client {
     endpoint: Endpoint,
     timeout: Duration,
+    token: Option<String>,
 }
 
 impl Client {
@@ -74,7 +75,14 @@ impl Client {
         Self {
             endpoint,
             timeout: Duration::from_secs(2),
+            token: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer TOKEN` with every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -152,11 +160,15 @@ impl Client {
             Some(b) => serde_json::to_vec(b).map_err(|e| protocol(e.to_string()))?,
             None => Vec::new(),
         };
-        let request = Request::builder()
+        let mut builder = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "ward-agent")
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            builder = builder.header("authorization", format!("Bearer {t}"));
+        }
+        let request = builder
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| protocol(e.to_string()))?;
         let response = match &self.endpoint {

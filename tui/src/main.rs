@@ -32,6 +32,9 @@ struct Cli {
     /// Config file of the local agent (for its socket and data directory).
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
+    /// API token, needed over TCP; default: $WARD_TOKEN.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
 }
 
 /// An agent running inside this process.
@@ -92,7 +95,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(a) => (Endpoint::parse(a), false),
         None => (Endpoint::Unix(config.api.socket.clone()), true),
     };
-    let client = Client::new(endpoint.clone()).with_timeout(Duration::from_secs(2));
+    let token = cli
+        .token
+        .clone()
+        .or_else(|| std::env::var("WARD_TOKEN").ok());
+    let client = Client::new(endpoint.clone())
+        .with_timeout(Duration::from_secs(2))
+        .with_token(token);
     let embedded = if local && !reachable(&client) {
         Some(start_embedded(config, &client)?)
     } else {

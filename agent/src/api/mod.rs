@@ -2,10 +2,13 @@
 //! default (mode 0660: who may read it is who may connect) and on TCP when
 //! `api.listen` is set (loopback only until TLS is supported).
 //!
-//! Reads only: series, queries, status, processes, GPUs. Routes that act on
-//! incidents arrive with them, and with bearer-token roles. The bodies are
+//! Reads only so far: series, queries, status, processes, GPUs; routes that
+//! act on incidents arrive with them. Who may call what is decided by
+//! [`auth`]: bearer tokens with roles, required on TCP. The bodies are
 //! the types of `ward_shared::api`; errors are `{"error": "..."}` naming
 //! what was wrong.
+
+pub mod auth;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,7 +84,8 @@ fn bad(msg: impl Into<String>) -> Failure {
     Failure(StatusCode::BAD_REQUEST, msg.into())
 }
 
-pub fn router(state: ApiState) -> Router {
+/// The routes, guarded for the transport they are served on.
+pub fn router(state: ApiState, guard: auth::Guard) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/status", get(status))
@@ -95,6 +99,7 @@ pub fn router(state: ApiState) -> Router {
                 "no such route; routes are under /api/v1/".into(),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(guard, auth::check))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -265,7 +270,8 @@ pub async fn serve_tcp(
         )));
     }
     let listener = tokio::net::TcpListener::bind(parsed).await.map_err(err)?;
-    info!(addr = %parsed, "api listening");
+    let bound = listener.local_addr().map_err(err)?;
+    info!(addr = %bound, "api listening on tcp");
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router)
             .with_graceful_shutdown(stop.cancelled_owned())
