@@ -135,6 +135,27 @@ pub struct XidEvent {
     pub description: String,
 }
 
+/// NVML's clocks-throttle-reason bits and their names.
+pub const THROTTLE_REASONS: [(u64, &str); 9] = [
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks_setting"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake_slowdown"),
+    (0x100, "display_clock_setting"),
+];
+
+/// The names of the reasons set in a throttle bit mask.
+pub fn throttle_reasons(bits: u64) -> impl Iterator<Item = &'static str> {
+    THROTTLE_REASONS
+        .into_iter()
+        .filter(move |(b, _)| bits & b != 0)
+        .map(|(_, n)| n)
+}
+
 /// What the API and the dashboard show of the GPUs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpuState {

@@ -27,6 +27,28 @@ pub const SPANS: [(i64, &str); 7] = [
 pub enum View {
     Overview,
     Metrics,
+    Processes,
+    Gpus,
+}
+
+impl View {
+    pub const ALL: [View; 4] = [View::Overview, View::Metrics, View::Processes, View::Gpus];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Metrics => "Metrics",
+            View::Processes => "Processes",
+            View::Gpus => "GPUs",
+        }
+    }
+}
+
+/// How the processes view orders its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessSort {
+    Cpu,
+    Memory,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,9 +63,12 @@ pub struct ChartData {
 pub struct App {
     pub view: View,
     pub help: bool,
-    /// The `/` filter of the metrics explorer, and whether it is being typed.
+    /// The `/` filter of the metrics explorer, and whether a filter is being typed.
     pub filter: String,
     pub filtering: bool,
+    /// The `/` filter of the processes view (name, user or command).
+    pub process_filter: String,
+    pub process_sort: ProcessSort,
     pub endpoint: String,
     pub status: Option<AgentStatus>,
     pub overview: Overview,
@@ -67,6 +92,8 @@ impl App {
             help: false,
             filter: String::new(),
             filtering: false,
+            process_filter: String::new(),
+            process_sort: ProcessSort::Cpu,
             endpoint: endpoint.into(),
             status: None,
             overview: Overview::default(),
@@ -129,6 +156,31 @@ impl App {
             .flatten()
     }
 
+    /// The processes the processes view shows: the top ones by CPU and by
+    /// memory, each once, filtered and sorted as asked.
+    pub fn visible_processes(&self) -> Vec<&ward_shared::api::ProcessInfo> {
+        let mut seen = std::collections::HashSet::new();
+        let needle = self.process_filter.to_lowercase();
+        let mut rows: Vec<_> = self
+            .processes
+            .by_cpu
+            .iter()
+            .chain(&self.processes.by_memory)
+            .filter(|p| seen.insert(p.pid))
+            .filter(|p| {
+                needle.is_empty()
+                    || [&p.name, &p.user, &p.command]
+                        .iter()
+                        .any(|f| f.to_lowercase().contains(&needle))
+            })
+            .collect();
+        match self.process_sort {
+            ProcessSort::Cpu => rows.sort_by(|a, b| b.cpu.total_cmp(&a.cpu)),
+            ProcessSort::Memory => rows.sort_by_key(|p| std::cmp::Reverse(p.memory_bytes)),
+        }
+        rows
+    }
+
     /// Handles an event; returns what to ask the fetch worker for.
     pub fn update(&mut self, event: &Event, now: i64) -> Vec<Request> {
         match event {
@@ -157,17 +209,25 @@ impl App {
             return Vec::new();
         }
         if self.filtering {
+            let processes = self.view == View::Processes;
+            let text = if processes {
+                &mut self.process_filter
+            } else {
+                &mut self.filter
+            };
             match k.code {
                 KeyCode::Enter => {
                     self.filtering = false;
-                    self.selected = 0;
-                    return vec![Request::Series(self.filter.clone())];
+                    if !processes {
+                        self.selected = 0;
+                        return vec![Request::Series(self.filter.clone())];
+                    }
                 }
                 KeyCode::Esc => self.filtering = false,
                 KeyCode::Backspace => {
-                    self.filter.pop();
+                    text.pop();
                 }
-                KeyCode::Char(c) => self.filter.push(c),
+                KeyCode::Char(c) => text.push(c),
                 _ => {}
             }
             return Vec::new();
@@ -183,14 +243,26 @@ impl App {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab | KeyCode::BackTab => {
-                return self.switch(match self.view {
-                    View::Overview => View::Metrics,
-                    View::Metrics => View::Overview,
-                });
+                let at = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
+                let n = View::ALL.len();
+                let next = if k.code == KeyCode::Tab {
+                    (at + 1) % n
+                } else {
+                    (at + n - 1) % n
+                };
+                return self.switch(View::ALL[next]);
             }
-            KeyCode::Char('1') => return self.switch(View::Overview),
-            KeyCode::Char('2') => return self.switch(View::Metrics),
+            KeyCode::Char(c @ '1'..='4') => {
+                return self.switch(View::ALL[usize::from(c as u8 - b'1')]);
+            }
             _ if self.view == View::Metrics => return self.metrics_key(k.code, now),
+            KeyCode::Char('/') if self.view == View::Processes => self.filtering = true,
+            KeyCode::Char('s') if self.view == View::Processes => {
+                self.process_sort = match self.process_sort {
+                    ProcessSort::Cpu => ProcessSort::Memory,
+                    ProcessSort::Memory => ProcessSort::Cpu,
+                }
+            }
             _ => {}
         }
         Vec::new()
@@ -324,6 +396,48 @@ mod tests {
         app.update(&key(KeyCode::Char('j')), now);
         app.update(&key(KeyCode::Char('j')), now);
         assert_eq!(app.selected, 2, "selection stops at the last series");
+    }
+
+    #[test]
+    fn processes_sort_and_filter_and_tab_goes_round() {
+        use ward_shared::api::ProcessInfo;
+        let p = |pid, name: &str, cpu, mem| ProcessInfo {
+            pid,
+            name: name.into(),
+            user: "root".into(),
+            command: name.into(),
+            cpu,
+            memory_bytes: mem,
+        };
+        let mut app = App::new("sock");
+        app.apply(Update::Processes(ProcessSnapshot {
+            ts: 0,
+            by_cpu: vec![p(1, "postgres", 0.9, 10), p(2, "nginx", 0.5, 30)],
+            by_memory: vec![p(3, "java", 0.1, 90), p(1, "postgres", 0.9, 10)],
+        }));
+        app.update(&key(KeyCode::Char('3')), 0);
+        let pids = |app: &App| {
+            app.visible_processes()
+                .iter()
+                .map(|p| p.pid)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pids(&app), vec![1, 2, 3], "by CPU, each process once");
+        app.update(&key(KeyCode::Char('s')), 0);
+        assert_eq!(pids(&app), vec![3, 2, 1], "by memory");
+        app.update(&key(KeyCode::Char('/')), 0);
+        for c in "NG".chars() {
+            app.update(&key(KeyCode::Char(c)), 0);
+        }
+        app.update(&key(KeyCode::Enter), 0);
+        assert_eq!(pids(&app), vec![2], "filter is case-insensitive");
+        assert!(app.filter.is_empty(), "the series filter is untouched");
+        app.update(&key(KeyCode::Tab), 0);
+        assert_eq!(app.view, View::Gpus);
+        app.update(&key(KeyCode::Tab), 0);
+        assert_eq!(app.view, View::Overview);
+        app.update(&key(KeyCode::BackTab), 0);
+        assert_eq!(app.view, View::Gpus);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub fn draw(f: &mut Frame, app: &App) {
     match app.view {
         View::Overview => draw_overview(f, app, main),
         View::Metrics => draw_metrics(f, app, main),
+        View::Processes => draw_processes_view(f, app, main),
+        View::Gpus => draw_gpus_view(f, app, main),
     }
     draw_status_bar(f, app, bottom);
     if app.help {
@@ -45,12 +47,15 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         Span::styled(format!(" {n} {name} "), style)
     };
     let host = app.status.as_ref().map_or("…", |s| s.host.as_str());
-    let line = Line::from(vec![
-        Span::styled(" ward ", Style::new().add_modifier(Modifier::BOLD)),
-        tab("1", "Overview", app.view == View::Overview),
-        tab("2", "Metrics", app.view == View::Metrics),
-        Span::raw(format!("  {host} · {}", app.endpoint)),
-    ]);
+    let mut spans = vec![Span::styled(
+        " ward ",
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    for (i, v) in View::ALL.iter().enumerate() {
+        spans.push(tab(&(i + 1).to_string(), v.title(), app.view == *v));
+    }
+    spans.push(Span::raw(format!("  {host} · {}", app.endpoint)));
+    let line = Line::from(spans);
     f.render_widget(Paragraph::new(line), area);
 }
 
@@ -58,14 +63,18 @@ fn draw_status_bar(f: &mut Frame, app: &App, area: Rect) {
     let line = match (&app.stale, app.filtering) {
         (_, true) => Line::from(format!(
             " filter: {}▏  Enter apply · Esc cancel",
-            app.filter
+            if app.view == View::Processes {
+                &app.process_filter
+            } else {
+                &app.filter
+            }
         )),
         (Some(e), _) => Line::from(Span::styled(
             format!(" ⚠ stale: {e} (showing the last data)"),
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         )),
         (None, _) => Line::from(
-            " ? help · Tab/1/2 views · q quit · incidents: none (detection not running yet)",
+            " ? help · Tab/1-4 views · q quit · incidents: none (detection not running yet)",
         ),
     };
     f.render_widget(Paragraph::new(line), area);
@@ -81,6 +90,28 @@ pub fn rate(bytes_per_s: f64) -> String {
         u += 1;
     }
     format!("{v:.1} {}", units[u])
+}
+
+/// `2023-11-14 22:13:20Z`: a timestamp in ms as UTC, to the second.
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 pub fn bytes(n: u64) -> String {
@@ -365,11 +396,12 @@ fn draw_metrics(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(widget, chart_area);
 }
 
-const HELP: [(&str, &str); 13] = [
+const HELP: [(&str, &str); 15] = [
     ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit"),
-    ("Tab, 1, 2", "overview, metrics explorer"),
-    ("/", "filter series (Enter applies, Esc cancels)"),
+    ("Tab, 1-4", "overview, metrics, processes, GPUs"),
+    ("/", "filter series or processes (Enter, Esc)"),
+    ("s", "processes: sort by CPU / by memory"),
     ("j/k, ↓/↑", "next / previous series (mouse wheel too)"),
     ("PgDn/PgUp", "ten series down / up"),
     ("Enter", "chart the selected series"),
@@ -378,8 +410,157 @@ const HELP: [(&str, &str); 13] = [
     ("0, End", "back to live"),
     ("⚠ stale", "the agent did not answer; last data shown"),
     ("✓ ✗ ⚠", "collector ok, unavailable, failing"),
+    ("⚑", "GPU clocks held down (throttle reasons)"),
     ("● ⏸", "chart live, chart in history"),
 ];
+
+fn draw_processes_view(f: &mut Frame, app: &App, area: Rect) {
+    let rows: Vec<Row> = app
+        .visible_processes()
+        .into_iter()
+        .map(|p| {
+            Row::new(vec![
+                p.pid.to_string(),
+                format!("{:.1}%", p.cpu * 100.0),
+                bytes(p.memory_bytes),
+                p.user.clone(),
+                p.name.clone(),
+                p.command.clone(),
+            ])
+        })
+        .collect();
+    let sort = match app.process_sort {
+        crate::app::ProcessSort::Cpu => "by CPU ▼",
+        crate::app::ProcessSort::Memory => "by memory ▼",
+    };
+    let filter = if app.process_filter.is_empty() {
+        String::new()
+    } else {
+        format!(" matching {:?}", app.process_filter)
+    };
+    let title = format!("Top processes {sort}{filter} · s sort, / filter (command lines redacted)");
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(10),
+        Constraint::Length(10),
+        Constraint::Length(16),
+        Constraint::Min(10),
+    ];
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(vec!["pid", "cpu", "memory", "user", "name", "command"])
+                .style(Style::new().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::new().borders(Borders::ALL).title(title));
+    f.render_widget(table, area);
+}
+
+fn gpu_row(d: &ward_shared::api::GpuReading) -> Row<'static> {
+    let opt = |v: Option<f64>, fmt: &dyn Fn(f64) -> String| v.map_or("–".to_string(), fmt);
+    let throttled: Vec<&str> = d
+        .throttle
+        .map(|b| {
+            ward_shared::api::throttle_reasons(b)
+                .filter(|r| *r != "gpu_idle")
+                .collect()
+        })
+        .unwrap_or_default();
+    Row::new(vec![
+        format!("{}{}", if d.parent.is_some() { "  ↳ " } else { "" }, d.name),
+        opt(d.utilization, &|u| format!("{:.0}%", u * 100.0)),
+        match (d.memory_used, d.memory_total) {
+            (Some(u), Some(t)) => format!("{} / {}", bytes(u), bytes(t)),
+            _ => "–".into(),
+        },
+        opt(d.temperature_c, &|t| format!("{t:.0}°C")),
+        match (d.power_w, d.power_limit_w) {
+            (Some(p), Some(l)) => format!("{p:.0} / {l:.0} W"),
+            (Some(p), None) => format!("{p:.0} W"),
+            _ => "–".into(),
+        },
+        opt(d.sm_clock_hz, &|c| format!("{:.0} MHz", c / 1e6)),
+        d.ecc_uncorrected.map_or("–".into(), |e| {
+            format!("{e} / {}", d.ecc_corrected.unwrap_or(0))
+        }),
+        if throttled.is_empty() {
+            "–".into()
+        } else {
+            format!("⚑ {}", throttled.join(","))
+        },
+    ])
+}
+
+fn draw_gpus_view(f: &mut Frame, app: &App, area: Rect) {
+    let g = &app.gpus;
+    if let Some(why) = &g.unavailable {
+        let text = format!(
+            "✗ No GPU readings: {why}\n\nThe agent loads NVML from the NVIDIA driver at run time; on a host with a driver, its GPUs show here."
+        );
+        let block = Block::new().borders(Borders::ALL).title("GPUs");
+        f.render_widget(
+            Paragraph::new(text)
+                .wrap(ratatui::widgets::Wrap { trim: true })
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let [devices, xids] = Layout::vertical([Constraint::Min(0), Constraint::Length(8)]).areas(area);
+    let widths = [
+        Constraint::Min(18),
+        Constraint::Length(5),
+        Constraint::Length(21),
+        Constraint::Length(6),
+        Constraint::Length(12),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Min(10),
+    ];
+    let header = Row::new(vec![
+        "GPU",
+        "util",
+        "memory",
+        "temp",
+        "power",
+        "SM clock",
+        "ECC u/c",
+        "throttled",
+    ])
+    .style(Style::new().add_modifier(Modifier::BOLD));
+    let table = Table::new(g.devices.iter().map(gpu_row), widths)
+        .header(header)
+        .block(
+            Block::new()
+                .borders(Borders::ALL)
+                .title(format!("GPUs ({})", g.devices.len())),
+        );
+    f.render_widget(table, devices);
+    let items: Vec<ListItem> = g
+        .xid_history
+        .iter()
+        .rev()
+        .map(|x| {
+            ListItem::new(format!(
+                "{}  {}  XID {}  {}",
+                utc(x.ts),
+                x.gpu,
+                x.code,
+                x.description
+            ))
+        })
+        .collect();
+    let title = format!("XID errors, newest first ({})", g.xid_history.len());
+    let list = if items.is_empty() {
+        List::new(vec![ListItem::new("none")])
+    } else {
+        List::new(items)
+    };
+    f.render_widget(
+        list.block(Block::new().borders(Borders::ALL).title(title)),
+        xids,
+    );
+}
 
 fn draw_help(f: &mut Frame, area: Rect) {
     let w = 62.min(area.width);
@@ -528,6 +709,67 @@ mod tests {
     }
 
     #[test]
+    fn gpus_with_a_mig_instance_throttling_and_xids() {
+        use ward_shared::api::{GpuReading, GpuState, XidEvent};
+        let mut app = fixed_app();
+        app.view = View::Gpus;
+        let h100 = GpuReading {
+            uuid: "GPU-a".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            utilization: Some(0.87),
+            memory_used: Some(40 << 30),
+            memory_total: Some(80 << 30),
+            temperature_c: Some(71.0),
+            power_w: Some(512.0),
+            power_limit_w: Some(700.0),
+            sm_clock_hz: Some(1.98e9),
+            ecc_corrected: Some(3),
+            ecc_uncorrected: Some(0),
+            throttle: Some(0x1 | 0x20),
+            ..GpuReading::default()
+        };
+        let mig = GpuReading {
+            uuid: "MIG-1".into(),
+            name: "1g.10gb".into(),
+            parent: Some("GPU-a".into()),
+            memory_used: Some(1 << 30),
+            memory_total: Some(10 << 30),
+            ..GpuReading::default()
+        };
+        let xid = XidEvent {
+            ts: 1_700_000_000_000,
+            gpu: "GPU-a".into(),
+            code: 79,
+            description: "GPU has fallen off the bus".into(),
+        };
+        app.apply(Update::Gpus(GpuState {
+            unavailable: None,
+            devices: vec![h100, mig],
+            xid_history: [xid].into_iter().collect(),
+        }));
+        insta::assert_snapshot!(render(&app, 120, 20));
+    }
+
+    #[test]
+    fn gpus_unavailable_say_why() {
+        let mut app = fixed_app();
+        app.view = View::Gpus;
+        let screen = render(&app, 80, 12);
+        assert!(
+            screen.contains("✗ No GPU readings: NVML could not be loaded"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn processes_by_memory() {
+        let mut app = fixed_app();
+        app.view = View::Processes;
+        app.process_sort = crate::app::ProcessSort::Memory;
+        insta::assert_snapshot!(render(&app, 100, 8));
+    }
+
+    #[test]
     fn help_overlay_lists_every_key() {
         let mut app = fixed_app();
         app.help = true;
@@ -543,5 +785,8 @@ mod tests {
         assert_eq!(rate(12.0), "12.0 B/s");
         assert_eq!(bytes(512 << 20), "512.0 MiB");
         assert_eq!(bytes(100), "100 B");
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20Z");
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
     }
 }

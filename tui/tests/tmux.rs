@@ -71,7 +71,7 @@ fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
             "-s",
             &name,
             "-x",
-            "100",
+            "120",
             "-y",
             "30",
             &command,
@@ -100,6 +100,14 @@ fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
     s.wait_for(&["· 15m ● live"]);
     s.keys(&["Left"]);
     s.wait_for(&["· 15m ⏸ history"]);
+
+    // Processes, sorted by memory; GPUs, which this machine has none of.
+    s.keys(&["3"]);
+    s.wait_for(&["Top processes by CPU ▼"]);
+    s.keys(&["s"]);
+    s.wait_for(&["Top processes by memory ▼"]);
+    s.keys(&["4"]);
+    s.wait_for(&["No GPU readings"]);
 
     // Help, then quit: the terminal comes back and the embedded agent stops cleanly.
     s.keys(&["?"]);

@@ -33,24 +33,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ward_shared::SeriesDesc;
+use ward_shared::api::THROTTLE_REASONS;
 pub use ward_shared::api::{GpuProcess, GpuReading, GpuState, XidEvent};
 
 use super::{CollectError, Collector, Emitter, LocalId, NamedSeries, key};
 
 /// How many XID errors the history keeps.
 pub const XID_HISTORY: usize = 256;
-
-const THROTTLE_REASONS: [(u64, &str); 9] = [
-    (0x1, "gpu_idle"),
-    (0x2, "applications_clocks_setting"),
-    (0x4, "sw_power_cap"),
-    (0x8, "hw_slowdown"),
-    (0x10, "sync_boost"),
-    (0x20, "sw_thermal_slowdown"),
-    (0x40, "hw_thermal_slowdown"),
-    (0x80, "hw_power_brake_slowdown"),
-    (0x100, "display_clock_setting"),
-];
 
 /// What an XID code means, for the common ones an operator meets.
 pub fn xid_description(code: u64) -> &'static str {
