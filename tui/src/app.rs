@@ -82,6 +82,10 @@ pub struct App {
     pub end: Option<i64>,
     /// The last fetch error, until a fetch succeeds again.
     pub stale: Option<String>,
+    /// The `:` command being typed.
+    pub command: Option<String>,
+    /// What the last command said, until the next key.
+    pub message: Option<String>,
     pub quit: bool,
 }
 
@@ -105,6 +109,8 @@ impl App {
             span: 0,
             end: None,
             stale: None,
+            command: None,
+            message: None,
             quit: false,
         }
     }
@@ -185,9 +191,13 @@ impl App {
     pub fn update(&mut self, event: &Event, now: i64) -> Vec<Request> {
         match event {
             Event::Key(k) if k.kind != KeyEventKind::Release => self.key(k, now),
-            Event::Mouse(m) if self.view == View::Metrics => match m.kind {
-                MouseEventKind::ScrollDown => self.select(1),
-                MouseEventKind::ScrollUp => self.select(-1),
+            Event::Mouse(m) => match m.kind {
+                MouseEventKind::Down(_) if m.row == 0 => match tab_at(m.column) {
+                    Some(v) => self.switch(v),
+                    None => Vec::new(),
+                },
+                MouseEventKind::ScrollDown if self.view == View::Metrics => self.select(1),
+                MouseEventKind::ScrollUp if self.view == View::Metrics => self.select(-1),
                 _ => Vec::new(),
             },
             _ => Vec::new(),
@@ -206,6 +216,23 @@ impl App {
     fn key(&mut self, k: &KeyEvent, now: i64) -> Vec<Request> {
         if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
             self.quit = true;
+            return Vec::new();
+        }
+        self.message = None;
+        if let Some(text) = &mut self.command {
+            match k.code {
+                KeyCode::Enter => {
+                    let line = std::mem::take(text);
+                    self.command = None;
+                    return self.run_command(line.trim());
+                }
+                KeyCode::Esc => self.command = None,
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            }
             return Vec::new();
         }
         if self.filtering {
@@ -242,6 +269,7 @@ impl App {
         match k.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') => self.help = true,
+            KeyCode::Char(':') => self.command = Some(String::new()),
             KeyCode::Tab | KeyCode::BackTab => {
                 let at = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
                 let n = View::ALL.len();
@@ -266,6 +294,30 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Runs a `:` command: a view's name (or its first letter), or `q`.
+    fn run_command(&mut self, line: &str) -> Vec<Request> {
+        let word = line.to_lowercase();
+        if word == "q" || word == "quit" {
+            self.quit = true;
+            return Vec::new();
+        }
+        match View::ALL.iter().find(|v| {
+            let title = v.title().to_lowercase();
+            !word.is_empty() && (title == word || title.starts_with(&word))
+        }) {
+            Some(&v) => self.switch(v),
+            None => {
+                let known: Vec<String> =
+                    View::ALL.iter().map(|v| v.title().to_lowercase()).collect();
+                self.message = Some(format!(
+                    "unknown command {line:?}; known: {}, q",
+                    known.join(", ")
+                ));
+                Vec::new()
+            }
+        }
     }
 
     fn switch(&mut self, view: View) -> Vec<Request> {
@@ -312,6 +364,19 @@ impl App {
             _ => Vec::new(),
         }
     }
+}
+
+/// The view whose tab is at `column` of the top line (see `ui::draw_tabs`).
+pub fn tab_at(column: u16) -> Option<View> {
+    let mut x = " ward ".len() as u16;
+    for (i, v) in View::ALL.iter().enumerate() {
+        let width = format!(" {} {} ", i + 1, v.title()).chars().count() as u16;
+        if (x..x + width).contains(&column) {
+            return Some(*v);
+        }
+        x += width;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -438,6 +503,47 @@ mod tests {
         assert_eq!(app.view, View::Overview);
         app.update(&key(KeyCode::BackTab), 0);
         assert_eq!(app.view, View::Gpus);
+    }
+
+    #[test]
+    fn colon_commands_and_tab_clicks() {
+        use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+        let mut app = App::new("sock");
+        let type_line = |app: &mut App, line: &str| {
+            app.update(&key(KeyCode::Char(':')), 0);
+            for c in line.chars() {
+                app.update(&key(KeyCode::Char(c)), 0);
+            }
+            app.update(&key(KeyCode::Enter), 0)
+        };
+        assert_eq!(
+            type_line(&mut app, "metrics"),
+            vec![Request::Series(String::new())]
+        );
+        assert_eq!(app.view, View::Metrics);
+        type_line(&mut app, "g");
+        assert_eq!(app.view, View::Gpus);
+        type_line(&mut app, "jobs");
+        assert_eq!(
+            app.message.as_deref(),
+            Some(r#"unknown command "jobs"; known: overview, metrics, processes, gpus, q"#)
+        );
+        assert_eq!(app.view, View::Gpus);
+        let click = |column| {
+            Event::Mouse(MouseEvent {
+                kind: MouseEventKind::Down(MouseButton::Left),
+                column,
+                row: 0,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        // " ward " then " 1 Overview " then " 2 Metrics " ...
+        app.update(&click(8), 0);
+        assert_eq!(app.view, View::Overview);
+        app.update(&click(20), 0);
+        assert_eq!(app.view, View::Metrics);
+        type_line(&mut app, "q");
+        assert!(app.quit);
     }
 
     #[test]

@@ -60,6 +60,17 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_status_bar(f: &mut Frame, app: &App, area: Rect) {
+    if let Some(text) = &app.command {
+        f.render_widget(
+            Paragraph::new(format!(" :{text}▏  Enter run · Esc cancel")),
+            area,
+        );
+        return;
+    }
+    if let Some(m) = &app.message {
+        f.render_widget(Paragraph::new(format!(" ⚠ {m}")), area);
+        return;
+    }
     let line = match (&app.stale, app.filtering) {
         (_, true) => Line::from(format!(
             " filter: {}▏  Enter apply · Esc cancel",
@@ -396,10 +407,14 @@ fn draw_metrics(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(widget, chart_area);
 }
 
-const HELP: [(&str, &str); 15] = [
+const HELP: [(&str, &str); 16] = [
     ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit"),
-    ("Tab, 1-4", "overview, metrics, processes, GPUs"),
+    (":", "command: a view's name (:gpus, :m), :q"),
+    (
+        "Tab, 1-4",
+        "overview, metrics, processes, GPUs (or click a tab)",
+    ),
     ("/", "filter series or processes (Enter, Esc)"),
     ("s", "processes: sort by CPU / by memory"),
     ("j/k, ↓/↑", "next / previous series (mouse wheel too)"),
@@ -563,7 +578,7 @@ fn draw_gpus_view(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_help(f: &mut Frame, area: Rect) {
-    let w = 62.min(area.width);
+    let w = 72.min(area.width);
     let h = (HELP.len() as u16 + 2).min(area.height);
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
