@@ -30,15 +30,22 @@ impl Session {
 
     /// Waits until the screen shows every one of `texts`.
     fn wait_for(&self, texts: &[&str]) -> String {
+        self.wait_until(&format!("{texts:?}"), |screen| {
+            texts.iter().all(|t| screen.contains(t))
+        })
+    }
+
+    /// Waits until `ok` holds for the screen; `what` says what was awaited.
+    fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let screen = self.screen();
-            if texts.iter().all(|t| screen.contains(t)) {
+            if ok(&screen) {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "never showed {texts:?}; the screen:\n{screen}"
+                "never showed {what}; the screen:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -108,6 +115,25 @@ fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
     s.wait_for(&["Top processes by memory ▼"]);
     s.keys(&["4"]);
     s.wait_for(&["No GPU readings"]);
+
+    // Resizing redraws cleanly, down to 80x24 and back.
+    s.keys(&["1"]);
+    s.tmux(&["resize-window", "-t", &s.0, "-x", "80", "-y", "24"]);
+    let small = s.wait_until("the layout at 80x24", |screen| {
+        screen.lines().count() == 24
+            && screen.lines().all(|l| l.chars().count() <= 80)
+            && ["CPU ", "Collectors", "? help"]
+                .iter()
+                .all(|t| screen.contains(t))
+    });
+    assert!(
+        small.lines().nth(1).is_some_and(|l| l.starts_with("┌CPU")),
+        "{small}"
+    );
+    s.tmux(&["resize-window", "-t", &s.0, "-x", "140", "-y", "40"]);
+    s.wait_until("the layout widened to 140 columns", |screen| {
+        screen.lines().any(|l| l.chars().count() > 120) && screen.contains("? help")
+    });
 
     // Help, then quit: the terminal comes back and the embedded agent stops cleanly.
     s.keys(&["?"]);
