@@ -53,6 +53,7 @@ pub struct RawConfig {
     pub store: RawStore,
     pub collect: RawCollect,
     pub api: RawApi,
+    pub jobs: RawJobs,
     pub log: RawLog,
 }
 
@@ -152,6 +153,32 @@ pub struct RawApi {
     pub tokens_file: String,
 }
 
+/// `[jobs]`: data-pipeline jobs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawJobs {
+    pub statsd: RawStatsd,
+}
+
+/// `[jobs.statsd]`: the StatsD / DogStatsD listener (Airflow and friends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStatsd {
+    /// UDP address to listen on; empty: no listener.
+    pub listen: String,
+    /// Most label sets one metric name may have; past it new ones are dropped and counted.
+    pub series_per_metric: i64,
+}
+
+impl Default for RawStatsd {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8125".into(),
+            series_per_metric: 1000,
+        }
+    }
+}
+
 /// The collectors there are, by name.
 pub const COLLECTORS: [&str; 8] = [
     "cpu",
@@ -192,7 +219,14 @@ pub struct Config {
     pub store: StoreConfig,
     pub collect: CollectConfig,
     pub api: ApiConfig,
+    pub statsd: Option<StatsdConfig>,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsdConfig {
+    pub listen: String,
+    pub limits: crate::collect::statsd::StatsdLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -428,6 +462,37 @@ impl RawConfig {
             }),
         };
 
+        let st = &self.jobs.statsd;
+        let statsd = match st.listen.as_str() {
+            "" => None,
+            addr => {
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(invalid(
+                        "jobs.statsd.listen",
+                        addr,
+                        "an address and port such as \"127.0.0.1:8125\", or \"\" for none",
+                    ));
+                }
+                let per_metric = usize::try_from(st.series_per_metric)
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            "jobs.statsd.series_per_metric",
+                            &st.series_per_metric.to_string(),
+                            "a number from 1 to 1000000",
+                        )
+                    })?;
+                Some(StatsdConfig {
+                    listen: addr.to_string(),
+                    limits: crate::collect::statsd::StatsdLimits {
+                        series_per_metric: per_metric,
+                        ..Default::default()
+                    },
+                })
+            }
+        };
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -473,6 +538,7 @@ impl RawConfig {
             },
             collect,
             api,
+            statsd,
             log: LogConfig { level, format },
         })
     }

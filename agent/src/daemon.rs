@@ -137,11 +137,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     )?);
     let processes = ProcessTable::default();
     let gpus = GpuTable::default();
-    let running = Collectors::start(
-        collectors(&config, &store, &processes, &gpus),
-        store.clone(),
-        &config.agent.host_name,
-    );
+    let mut all = collectors(&config, &store, &processes, &gpus);
+    if let Some(st) = &config.statsd {
+        match crate::collect::statsd::listen(
+            &st.listen,
+            st.limits,
+            &config.agent.host_name,
+            now_ms(),
+        ) {
+            Ok((collector, addr)) => {
+                info!(%addr, "statsd listening");
+                all.push((Box::new(collector), config.agent.interval));
+            }
+            // Someone else has the port (another StatsD daemon): say so, run on.
+            Err(e) => error!(addr = %st.listen, error = %e, "statsd listener unavailable"),
+        }
+    }
+    let running = Collectors::start(all, store.clone(), &config.agent.host_name);
     info!(
         data_dir = %config.agent.data_dir.display(),
         host = %config.agent.host_name,

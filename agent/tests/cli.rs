@@ -42,6 +42,7 @@ impl Running {
             .env("WARD_AGENT_INTERVAL", "100ms")
             .env("WARD_COLLECT_PROCESS_INTERVAL", "100ms")
             .env("WARD_API_SOCKET", data_dir.with_extension("sock"))
+            .env("WARD_JOBS_STATSD_LISTEN", "127.0.0.1:0")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -206,6 +207,7 @@ fn the_daemon_stores_its_own_health_refuses_a_second_agent_and_stops_on_signals(
             "memory",
             "network",
             "process"
+            "statsd",
         ]
     );
 }
@@ -440,6 +442,7 @@ fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
         .arg(&data)
         .env("WARD_API_SOCKET", data.with_extension("sock"))
         .env("WARD_API_LISTEN", "127.0.0.1:0")
+        .env("WARD_JOBS_STATSD_LISTEN", "127.0.0.1:0")
         .env("WARD_API_TOKENS_FILE", &tokens)
         .stderr(Stdio::piped())
         .spawn()
@@ -496,6 +499,102 @@ fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
     assert!(
         err.contains("api.tokens_file") && err.contains("chmod 600"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_real_statsd_client_reports_airflow_dags_as_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let running = Running::start(&data);
+    let line = running.wait_for("statsd listening");
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    // What Airflow sends, through the statsd package from PyPI (.ci/run installs it).
+    let script = format!(
+        "import statsd\n\
+         c = statsd.StatsClient('{host}', {port}, prefix='airflow')\n\
+         c.timing('dagrun.duration.success.etl_daily', 4210)\n\
+         c.timing('dagrun.duration.success.etl_daily', 3790)\n\
+         c.incr('ti.finish.etl_daily.load.success')\n\
+         c.incr('ti.finish.etl_daily.load.failed')\n\
+         c.gauge('pool.open_slots.default_pool', 12)\n\
+         c.incr('scheduler_heartbeat')\n\
+         s = c.pipeline()\n\
+         s.incr('ti.finish.etl_daily.load.success')\n\
+         s.send()\n"
+    );
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "python3 with the statsd package (pip install statsd)"
+    );
+    // Garbage on the same port is counted, not fatal.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"not a statsd line\n:1|c", &addr).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    running.signal("TERM");
+    running.wait_for("store closed");
+    let mut running = running;
+    assert!(running.child.wait().unwrap().success());
+
+    let store = Store::open(&data, StoreOptions::default()).unwrap();
+    let last = |text: &str| {
+        let (id, _) = store
+            .series()
+            .find(|(_, d)| d.key.to_string() == text)
+            .unwrap_or_else(|| panic!("no series {text}"));
+        store
+            .query(&Query {
+                series: id,
+                start: 0,
+                end: i64::MAX,
+                step: None,
+                agg: Aggregation::Last,
+            })
+            .unwrap()
+            .last()
+            .unwrap()
+            .value
+    };
+    assert_eq!(
+        last(r#"airflow.dagrun.duration{dag_id="etl_daily",stat="count",state="success"}"#),
+        2.0
+    );
+    assert_eq!(
+        last(r#"airflow.dagrun.duration{dag_id="etl_daily",stat="avg",state="success"}"#),
+        4000.0
+    );
+    assert_eq!(
+        last(r#"airflow.ti.finish{dag_id="etl_daily",state="success",task_id="load"}"#),
+        2.0
+    );
+    assert_eq!(
+        last(r#"airflow.ti.finish{dag_id="etl_daily",state="failed",task_id="load"}"#),
+        1.0
+    );
+    assert_eq!(
+        last(r#"airflow.pool.open_slots{pool="default_pool"}"#),
+        12.0
+    );
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        last(&format!(
+            r#"ward.statsd.malformed{{host.name="{}"}}"#,
+            host_name.trim()
+        )),
+        2.0
     );
 }
 

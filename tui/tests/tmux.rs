@@ -66,7 +66,7 @@ fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
     let (data, run) = (dir.path().join("data"), dir.path().join("run"));
     let name = format!("ward-e2e-{}", std::process::id());
     let command = format!(
-        "env -u WARD_API_SOCKET -u WARD_AGENT_DATA_DIR XDG_DATA_HOME={} XDG_RUNTIME_DIR={} {}; echo EXITED $?; sleep 60",
+        "env -u WARD_API_SOCKET -u WARD_AGENT_DATA_DIR WARD_JOBS_STATSD_LISTEN=127.0.0.1:0 XDG_DATA_HOME={} XDG_RUNTIME_DIR={} {}; echo EXITED $?; sleep 60",
         data.display(),
         run.display(),
         env!("CARGO_BIN_EXE_ward")

@@ -10,6 +10,7 @@
 //! - [`network`] reads /proc/net/dev
 //! - [`gpu`] reads NVIDIA GPUs through NVML, loaded at run time
 //! - [`process`] reads processes by state, the top ones by CPU and memory, cgroups
+//! - [`statsd`] listens for StatsD / DogStatsD packets (Airflow and friends)
 //! - [`agent`] reads the agent's own health
 //!
 //! [`runner`] gives each collector a thread of its own, so that a slow or
@@ -24,6 +25,7 @@ pub mod memory;
 pub mod network;
 pub mod process;
 pub mod runner;
+pub mod statsd;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
