@@ -206,7 +206,7 @@ fn the_daemon_stores_its_own_health_refuses_a_second_agent_and_stops_on_signals(
             "filesystem",
             "memory",
             "network",
-            "process"
+            "process",
             "statsd",
         ]
     );
