@@ -54,6 +54,7 @@ pub struct RawConfig {
     pub collect: RawCollect,
     pub api: RawApi,
     pub jobs: RawJobs,
+    pub incidents: RawIncidents,
     pub log: RawLog,
 }
 
@@ -154,10 +155,45 @@ pub struct RawApi {
 }
 
 /// `[jobs]`: data-pipeline jobs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawJobs {
+    /// Where `ward-agent job run` leaves reports while the agent is down, for
+    /// the agent to take in. Empty: `<data_dir>/spool`.
+    pub spool_dir: String,
+    /// Failures in a row that make a job's failure incident critical.
+    pub failure_streak: i64,
+    /// Earlier successful runs a job needs before its durations and record
+    /// counts are judged by control charts (mean +/- 3 sigma, Western Electric rules).
+    pub spc_min_runs: i64,
     pub statsd: RawStatsd,
+}
+
+impl Default for RawJobs {
+    fn default() -> Self {
+        Self {
+            spool_dir: String::new(),
+            failure_streak: 3,
+            spc_min_runs: 10,
+            statsd: RawStatsd::default(),
+        }
+    }
+}
+
+/// `[incidents]`: how incidents live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIncidents {
+    /// How long a condition must stay gone before its incident resolves itself.
+    pub resolve_after: String,
+}
+
+impl Default for RawIncidents {
+    fn default() -> Self {
+        Self {
+            resolve_after: "5m".into(),
+        }
+    }
 }
 
 /// `[jobs.statsd]`: the StatsD / DogStatsD listener (Airflow and friends).
@@ -220,7 +256,20 @@ pub struct Config {
     pub collect: CollectConfig,
     pub api: ApiConfig,
     pub statsd: Option<StatsdConfig>,
+    pub jobs: JobsConfig,
+    pub incidents: IncidentsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    pub spool_dir: PathBuf,
+    pub health: crate::jobs::HealthSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentsConfig {
+    pub resolve_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -493,6 +542,51 @@ impl RawConfig {
             }
         };
 
+        let j = &self.jobs;
+        let jobs = JobsConfig {
+            spool_dir: if j.spool_dir.is_empty() {
+                data_dir.join("spool")
+            } else if j.spool_dir.starts_with('/') {
+                PathBuf::from(&j.spool_dir)
+            } else {
+                return Err(invalid(
+                    "jobs.spool_dir",
+                    &j.spool_dir,
+                    "an absolute path, or \"\" for <data_dir>/spool",
+                ));
+            },
+            health: crate::jobs::HealthSettings {
+                failure_streak: u32::try_from(j.failure_streak)
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            "jobs.failure_streak",
+                            &j.failure_streak.to_string(),
+                            "a number from 1 to 1000",
+                        )
+                    })?,
+                spc_min_runs: usize::try_from(j.spc_min_runs)
+                    .ok()
+                    .filter(|n| (3..=1000).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            "jobs.spc_min_runs",
+                            &j.spc_min_runs.to_string(),
+                            "a number from 3 to 1000",
+                        )
+                    })?,
+            },
+        };
+        let incidents = IncidentsConfig {
+            resolve_after: duration(
+                "incidents.resolve_after",
+                &self.incidents.resolve_after,
+                Duration::ZERO,
+                Duration::from_secs(7 * 86400),
+            )?,
+        };
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -539,6 +633,8 @@ impl RawConfig {
             collect,
             api,
             statsd,
+            jobs,
+            incidents,
             log: LogConfig { level, format },
         })
     }

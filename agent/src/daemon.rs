@@ -3,11 +3,14 @@
 //! Owns the task layout and the shutdown order. Collectors run on threads of
 //! their own (see `collect::runner`); the async side runs two timers:
 //! - flush: every `store.flush_interval`, make accepted samples durable;
-//! - maintain: every minute, seal idle windows, apply retention and the budget.
+//! - maintain: every minute, seal idle windows, apply retention and the budget;
+//! - health: every second, job clocks (overruns, missed runs), incidents
+//!   that have been quiet long enough, and every 5 s the job spool.
 //!
 //! Shutdown order: stop the API, stop the collectors (no new samples), stop
 //! the timers, then flush and seal the store, then release the data directory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,10 +32,30 @@ use crate::collect::network::NetworkCollector;
 use crate::collect::process::{ProcessCollector, ProcessTable};
 use crate::collect::runner::{Collectors, SampleSink};
 use crate::config::Config;
+use crate::incidents::{Incidents, SharedIncidents};
+use crate::jobs::{JobBook, SharedJobs};
 use crate::store::{Store, StoreError};
 
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// Job clocks (overruns, missed runs) and incident auto-resolution.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// The spool is read every this many health ticks.
+const SPOOL_EVERY_TICKS: u64 = 5;
+
+/// Spool files taken in and set aside, for the status.
+#[derive(Debug, Clone, Default)]
+struct SpoolCounts {
+    delivered: Arc<AtomicU64>,
+    bad: Arc<AtomicU64>,
+}
+
+impl SpoolCounts {
+    fn add(&self, d: crate::jobs::spool::Drained) {
+        self.delivered.fetch_add(d.files as u64, Ordering::Relaxed);
+        self.bad.fetch_add(d.bad_files as u64, Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -135,6 +158,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         &config.agent.data_dir,
         config.store.options.clone(),
     )?);
+    let incidents = SharedIncidents::new(Incidents::open(
+        store.clone(),
+        config.incidents.resolve_after.as_millis() as i64,
+    )?);
+    let jobs = SharedJobs::new(JobBook::open(store.clone(), config.jobs.health)?);
+    jobs.lock().adopt_problems(&incidents.lock());
+    let spool_dir = config.jobs.spool_dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&spool_dir) {
+        warn!(dir = %spool_dir.display(), error = %e, "cannot create the job spool directory");
+    }
+    let spool = SpoolCounts::default();
     let processes = ProcessTable::default();
     let gpus = GpuTable::default();
     let mut all = collectors(&config, &store, &processes, &gpus);
@@ -182,8 +216,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         },
         failed.clone(),
     ));
+    tracker.spawn(every(
+        HEALTH_EVERY,
+        shutdown.clone(),
+        {
+            let (jobs, incidents, spool) = (jobs.clone(), incidents.clone(), spool.clone());
+            let mut ticks = 0u64;
+            move || {
+                ticks += 1;
+                if ticks % SPOOL_EVERY_TICKS == 1 {
+                    let drained = crate::jobs::spool::drain(&spool_dir, |e| {
+                        let mut book = jobs.lock();
+                        book.apply(e, now_ms(), &mut incidents.lock())
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    });
+                    spool.add(drained);
+                }
+                let now = now_ms();
+                jobs.lock().check_clocks(now, &mut incidents.lock())?;
+                incidents.lock().tick(now)
+            }
+        },
+        failed.clone(),
+    ));
     let build_status = {
         let (store, gpus) = (store.clone(), gpus.clone());
+        let (jobs, incidents, spool) = (jobs.clone(), incidents.clone(), spool.clone());
         let statuses = running.statuses().to_vec();
         let (host, started) = (config.agent.host_name.clone(), now_ms());
         Arc::new(move |state: &str| {
@@ -199,6 +258,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                 gpu_unavailable,
                 gpus: gpu_count,
                 store: crate::status::store(&store.lock().stats()),
+                jobs: {
+                    let book = jobs.lock();
+                    let summaries = book.summaries();
+                    ward_shared::status::JobsHealth {
+                        jobs: summaries.len() as u64,
+                        running: summaries.iter().map(|j| u64::from(j.running)).sum(),
+                        events_accepted: book.accepted,
+                        events_refused: book.refused,
+                        spool_files_delivered: spool.delivered.load(Ordering::Relaxed),
+                        spool_files_bad: spool.bad.load(Ordering::Relaxed),
+                        incidents_active: incidents.lock().list(false).len() as u64,
+                    }
+                },
             }
         })
     };
@@ -221,6 +293,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             Arc::new(move || build("running"))
         },
         host: config.agent.host_name.clone(),
+        incidents: incidents.clone(),
+        jobs: jobs.clone(),
     };
     drop(build_status);
     let guard = |transport| crate::api::auth::Guard {
@@ -273,8 +347,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     shutdown.cancel();
     tracker.wait().await;
     status("stopped");
-    // The status writer holds the store too: let go of it before sealing.
+    // The status writer and the books hold the store too: let go of them
+    // before sealing.
     drop(status);
+    drop(jobs);
+    drop(incidents);
     match store.into_inner() {
         Some(store) => store.close()?,
         None => error!("store still shared at shutdown; not sealed (the log replays it)"),

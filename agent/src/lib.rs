@@ -14,14 +14,19 @@
 //! - [`daemon`]: the running agent: tasks, flush and maintenance timers, and
 //!   the shutdown order.
 //! - [`status`]: the agent's status file, for `ward-agent status`.
+//! - [`incidents`]: the incident book: open, update, clear, resolve,
+//!   acknowledge, notes and feedback, persisted in the store.
+//! - [`jobs`]: data-pipeline jobs: runs from `ward-agent job run`, the job
+//!   events API and the spool, and job health raised as incidents.
 //!
-//! Incidents, exporters and the API arrive as their issues land;
-//! each gets a module of its own beside these.
+//! Exporters arrive as their issue lands, in a module of their own.
 
 pub mod api;
 pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod detect;
+pub mod incidents;
+pub mod jobs;
 pub mod status;
 pub mod store;

@@ -46,6 +46,11 @@ enum Command {
         #[arg(long, value_name = "FILE.csv")]
         output: Option<PathBuf>,
     },
+    /// Data-pipeline jobs.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// Show how the agent on a data directory is doing: collectors, GPUs, store.
     /// Exits 1 when no agent has written a status lately.
     Status {
@@ -59,6 +64,56 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Run COMMAND as a run of job NAME: its output passes through, and
+    /// start, end, exit code or signal, duration, CPU time, peak RSS and GPU
+    /// memory are reported to the local agent (spooled while it is down).
+    /// Exits with the command's exit code (128 + N when killed by signal N).
+    Run {
+        /// The job's name, e.g. "nightly-etl".
+        #[arg(long)]
+        name: String,
+        /// A run is expected at least this often, e.g. "1h"; none within it
+        /// (plus 10%) raises a missed-run incident.
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+        expect_every: Option<std::time::Duration>,
+        /// A run still going after this long raises an incident, e.g. "30m".
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+        max_duration: Option<std::time::Duration>,
+        /// Config file, to find the agent's socket and the spool directory.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory, over the config's (the socket and spool default under it).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The agent's API: a socket path or HOST:PORT, over the config's.
+        /// A token, if one is needed, comes from $WARD_TOKEN.
+        #[arg(long, value_name = "ADDR")]
+        agent: Option<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
+}
+
+/// The config from `file` (or defaults) and the environment, with `--data-dir`
+/// over `agent.data_dir` so that what defaults under it (the API socket, the
+/// spool) follows it.
+fn load_config(
+    file: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+) -> Result<Config, config::ConfigError> {
+    let over = data_dir.map(|d| ("WARD_AGENT_DATA_DIR".to_string(), d.display().to_string()));
+    Config::load(file, std::env::vars().chain(over))
+}
+
+fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    config::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration such as \"30s\", \"15m\" or \"1h30m\""))
 }
 
 fn main() -> ExitCode {
@@ -119,6 +174,59 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Job {
+            command:
+                JobCommand::Run {
+                    name,
+                    expect_every,
+                    max_duration,
+                    config,
+                    data_dir,
+                    agent,
+                    command,
+                },
+        } => {
+            let cfg = match load_config(config.as_deref(), data_dir.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ward-agent: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let endpoint = match agent {
+                Some(a) => ward_shared::client::Endpoint::parse(&a),
+                None => ward_shared::client::Endpoint::Unix(cfg.api.socket.clone()),
+            };
+            let spec = ward_agent::jobs::run::RunSpec {
+                name,
+                expect_every,
+                max_duration,
+                command,
+                client: ward_shared::client::Client::new(endpoint)
+                    .with_token(std::env::var("WARD_TOKEN").ok().filter(|t| !t.is_empty())),
+                spool: cfg.jobs.spool_dir.clone(),
+                heartbeat: std::time::Duration::from_secs(30),
+                gpus: cfg
+                    .collect
+                    .enabled
+                    .contains(&"gpu")
+                    .then_some(ward_agent::collect::gpu::nvml::NvmlSource::open as _),
+                proc_path: cfg.collect.paths.proc.clone(),
+            };
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => {
+                    let outcome = rt.block_on(ward_agent::jobs::run::run(spec));
+                    ExitCode::from(outcome.exit_code.clamp(0, 255) as u8)
+                }
+                Err(e) => {
+                    eprintln!("ward-agent job run: cannot start the async runtime: {e}");
+                    ExitCode::from(125)
+                }
+            }
+        }
         Command::Detect { input, output } => match detect(&input, output.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -131,16 +239,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { config, data_dir } => {
-            let mut cfg = match Config::load(config.as_deref(), std::env::vars()) {
+            let cfg = match load_config(config.as_deref(), data_dir.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("ward-agent: {e}");
                     return ExitCode::from(2);
                 }
             };
-            if let Some(dir) = data_dir {
-                cfg.agent.data_dir = dir;
-            }
             init_logs(&cfg);
             match run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,

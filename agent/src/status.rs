@@ -87,6 +87,11 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         "store: {} series, {} samples accepted, {} refused as late, {} bytes, {} unreadable chunks\n",
         s.store.series, s.store.samples_accepted, s.store.samples_out_of_order, s.store.stored_bytes, s.store.chunks_unreadable
     ));
+    let j = &s.jobs;
+    out.push_str(&format!(
+        "jobs: {} ({} running), {} events accepted, {} refused; spool: {} reports delivered, {} unreadable; incidents: {} active\n",
+        j.jobs, j.running, j.events_accepted, j.events_refused, j.spool_files_delivered, j.spool_files_bad, j.incidents_active
+    ));
     match &s.gpu_unavailable {
         Some(why) => out.push_str(&format!("gpus: unavailable ({why})\n")),
         None => out.push_str(&format!("gpus: {}\n", s.gpus)),

@@ -3,85 +3,21 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::Duration;
 
+mod common;
+
+use common::{Running, agent};
 use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
 use ward_shared::{Labels, SeriesKey};
-
-fn agent() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward-agent"));
-    // The tests must not pick up an operator's overrides.
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARD_")) {
-        cmd.env_remove(k);
-    }
-    cmd
-}
 
 fn check(text: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ward.toml");
     std::fs::write(&file, text).unwrap();
     agent().arg("check-config").arg(&file).output().unwrap()
-}
-
-/// A running agent whose log lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, &[])
-    }
-
-    /// Starts an agent with fast ticks, its own socket and StatsD port, and `extra` settings.
-    fn start_with(data_dir: &Path, extra: &[(&str, &std::ffi::OsStr)]) -> Self {
-        let mut cmd = agent();
-        cmd.args(["run", "--data-dir"])
-            .arg(data_dir)
-            .env("WARD_AGENT_INTERVAL", "100ms")
-            .env("WARD_COLLECT_PROCESS_INTERVAL", "100ms")
-            .env("WARD_API_SOCKET", data_dir.with_extension("sock"))
-            .env("WARD_JOBS_STATSD_LISTEN", "127.0.0.1:0")
-            .stderr(Stdio::piped());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
 }
 
 #[test]

@@ -56,6 +56,7 @@ fn busy_app() -> App {
         .collect(),
         gpu_unavailable: None,
         gpus: 8,
+        jobs: Default::default(),
         store: StoreHealth::default(),
     }));
     app.apply(Update::Overview(Overview {

@@ -19,7 +19,22 @@ use thiserror::Error;
 use crate::api::{
     ApiError, GpuState, Health, ProcessSnapshot, QueryRequest, SeriesInfo, SeriesPoints,
 };
+use crate::incident::{Feedback, FeedbackRequest, Incident, IncidentAction, NoteRequest};
+use crate::jobs::{JobEvent, JobRun, JobSummary};
 use crate::status::AgentStatus;
+
+/// Percent-encodes a path segment (a job name may hold anything printable).
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// Where an agent listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +141,74 @@ impl Client {
 
     pub async fn gpus(&self) -> Result<GpuState, ClientError> {
         self.call(Method::GET, "/api/v1/gpus", None::<&()>).await
+    }
+
+    /// Reports a job run's start, heartbeat or finish.
+    pub async fn job_event(&self, event: &JobEvent) -> Result<JobRun, ClientError> {
+        self.call(Method::POST, "/api/v1/jobs/events", Some(event))
+            .await
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
+        self.call(Method::GET, "/api/v1/jobs", None::<&()>).await
+    }
+
+    /// A job's runs, newest first.
+    pub async fn job_runs(&self, job: &str) -> Result<Vec<JobRun>, ClientError> {
+        let path = format!("/api/v1/jobs/{}/runs", encode(job));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Active incidents, or all kept ones with `include_resolved`.
+    pub async fn incidents(&self, include_resolved: bool) -> Result<Vec<Incident>, ClientError> {
+        let path = if include_resolved {
+            "/api/v1/incidents?state=all"
+        } else {
+            "/api/v1/incidents"
+        };
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn incident(&self, id: u64) -> Result<Incident, ClientError> {
+        self.call(Method::GET, &format!("/api/v1/incidents/{id}"), None::<&()>)
+            .await
+    }
+
+    pub async fn acknowledge(&self, id: u64, by: Option<String>) -> Result<Incident, ClientError> {
+        let path = format!("/api/v1/incidents/{id}/ack");
+        self.call(Method::POST, &path, Some(&IncidentAction { by }))
+            .await
+    }
+
+    pub async fn resolve(&self, id: u64, by: Option<String>) -> Result<Incident, ClientError> {
+        let path = format!("/api/v1/incidents/{id}/resolve");
+        self.call(Method::POST, &path, Some(&IncidentAction { by }))
+            .await
+    }
+
+    pub async fn note(
+        &self,
+        id: u64,
+        text: &str,
+        by: Option<String>,
+    ) -> Result<Incident, ClientError> {
+        let path = format!("/api/v1/incidents/{id}/notes");
+        let body = NoteRequest {
+            text: text.to_string(),
+            by,
+        };
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
+    pub async fn feedback(
+        &self,
+        id: u64,
+        feedback: Feedback,
+        by: Option<String>,
+    ) -> Result<Incident, ClientError> {
+        let path = format!("/api/v1/incidents/{id}/feedback");
+        self.call(Method::POST, &path, Some(&FeedbackRequest { feedback, by }))
+            .await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(

@@ -7,6 +7,8 @@
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod incident;
+pub mod jobs;
 pub mod model;
 pub mod status;
 

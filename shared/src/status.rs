@@ -21,6 +21,22 @@ pub struct AgentStatus {
     pub gpu_unavailable: Option<String>,
     pub gpus: usize,
     pub store: StoreHealth,
+    #[serde(default)]
+    pub jobs: JobsHealth,
+}
+
+/// Jobs and incidents, in short.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobsHealth {
+    pub jobs: u64,
+    pub running: u64,
+    pub events_accepted: u64,
+    /// Events refused as malformed or invalid since start.
+    pub events_refused: u64,
+    /// Spooled reports taken in since start, and files set aside as unreadable.
+    pub spool_files_delivered: u64,
+    pub spool_files_bad: u64,
+    pub incidents_active: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

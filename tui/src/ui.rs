@@ -658,6 +658,7 @@ mod tests {
             ],
             gpu_unavailable: Some("NVML could not be loaded".into()),
             gpus: 0,
+            jobs: Default::default(),
             store: StoreHealth::default(),
         }));
         app.apply(Update::Overview(Overview {

@@ -25,6 +25,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name, as histories show who acted.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
     fn parse(s: &str) -> Option<Self> {
         match s {
             "viewer" => Some(Role::Viewer),
@@ -173,6 +182,8 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
         )
         .into_response();
     }
+    let mut request = request;
+    request.extensions_mut().insert(role);
     next.run(request).await
 }
 

@@ -2,8 +2,9 @@
 //! default (mode 0660: who may read it is who may connect) and on TCP when
 //! `api.listen` is set (loopback only until TLS is supported).
 //!
-//! Reads only so far: series, queries, status, processes, GPUs; routes that
-//! act on incidents arrive with them. Who may call what is decided by
+//! Series, queries, status, processes, GPUs, incidents (list, detail,
+//! acknowledge, resolve, notes, feedback), jobs and their runs, job
+//! events. Who may call what is decided by
 //! [`auth`]: bearer tokens with roles, required on TCP. The bodies are
 //! the types of `ward_shared::api`; errors are `{"error": "..."}` naming
 //! what was wrong.
@@ -13,23 +14,29 @@ pub mod auth;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path as AxumPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use ward_shared::SeriesId;
 use ward_shared::api::{ApiError, Health, QueryRequest, SeriesInfo, SeriesPoints};
+use ward_shared::incident::{FeedbackRequest, Incident, IncidentAction, NoteRequest};
+use ward_shared::jobs::{JobEvent, JobRun, JobSummary};
 use ward_shared::status::AgentStatus;
+
+use auth::Role;
 
 use crate::collect::gpu::GpuTable;
 use crate::collect::process::ProcessTable;
-use crate::daemon::SharedStore;
+use crate::daemon::{SharedStore, now_ms};
+use crate::incidents::{IncidentError, SharedIncidents};
+use crate::jobs::{JobError, SharedJobs};
 use crate::store::Query as StoreQuery;
 
 /// Most bytes a request body may have.
@@ -60,6 +67,8 @@ pub struct ApiState {
     pub gpus: GpuTable,
     pub status: Arc<dyn Fn() -> AgentStatus + Send + Sync>,
     pub host: String,
+    pub incidents: SharedIncidents,
+    pub jobs: SharedJobs,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -93,6 +102,15 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         .route("/api/v1/query", post(query))
         .route("/api/v1/processes", get(processes))
         .route("/api/v1/gpus", get(gpus))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/incidents/{id}/ack", post(acknowledge))
+        .route("/api/v1/incidents/{id}/resolve", post(resolve))
+        .route("/api/v1/incidents/{id}/notes", post(note))
+        .route("/api/v1/incidents/{id}/feedback", post(feedback))
+        .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/jobs/events", post(job_event))
+        .route("/api/v1/jobs/{name}/runs", get(job_runs))
         .fallback(|| async {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -202,6 +220,175 @@ async fn processes(State(s): State<ApiState>) -> Json<ward_shared::api::ProcessS
 
 async fn gpus(State(s): State<ApiState>) -> Json<ward_shared::api::GpuState> {
     Json(s.gpus.latest())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentParams {
+    /// `active` (default) or `all`.
+    #[serde(default)]
+    state: Option<String>,
+}
+
+async fn incidents(
+    State(s): State<ApiState>,
+    params: Result<Query<IncidentParams>, QueryRejection>,
+) -> Result<Json<Vec<Incident>>, Failure> {
+    let Query(params) = params.map_err(|e| bad(e.body_text()))?;
+    let all = match params.state.as_deref() {
+        None | Some("active") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(bad(format!(
+                "state={other:?} is not valid: expected \"active\" or \"all\""
+            )));
+        }
+    };
+    Ok(Json(s.incidents.lock().list(all)))
+}
+
+fn incident_id(id: Result<AxumPath<String>, PathRejection>) -> Result<u64, Failure> {
+    let AxumPath(id) = id.map_err(|e| bad(e.body_text()))?;
+    id.parse().map_err(|_| {
+        bad(format!(
+            "incident id {id:?} is not valid: expected a number"
+        ))
+    })
+}
+
+fn incident_failure(e: IncidentError) -> Failure {
+    match e {
+        IncidentError::NotFound(_) => Failure(StatusCode::NOT_FOUND, e.to_string()),
+        IncidentError::Resolved(..) => Failure(StatusCode::CONFLICT, e.to_string()),
+        IncidentError::BadNote => bad(e.to_string()),
+        IncidentError::Store(_) => Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Who acted: what the body says, else the caller's role.
+fn actor(by: Option<String>, role: Role) -> Result<String, Failure> {
+    match by {
+        Some(b) if b.trim().is_empty() || b.len() > 100 || b.chars().any(char::is_control) => {
+            Err(bad(format!(
+                "by = {b:?} is not valid: expected 1 to 100 printable characters"
+            )))
+        }
+        Some(b) => Ok(format!("{} ({})", b.trim(), role.name())),
+        None => Ok(role.name().to_string()),
+    }
+}
+
+async fn incident(
+    State(s): State<ApiState>,
+    id: Result<AxumPath<String>, PathRejection>,
+) -> Result<Json<Incident>, Failure> {
+    let id = incident_id(id)?;
+    s.incidents
+        .lock()
+        .get(id)
+        .map(Json)
+        .ok_or_else(|| incident_failure(IncidentError::NotFound(id)))
+}
+
+async fn acknowledge(
+    State(s): State<ApiState>,
+    Extension(role): Extension<Role>,
+    id: Result<AxumPath<String>, PathRejection>,
+    body: Result<Json<IncidentAction>, JsonRejection>,
+) -> Result<Json<Incident>, Failure> {
+    let id = incident_id(id)?;
+    let Json(a) = body.map_err(|e| bad(e.body_text()))?;
+    let by = actor(a.by, role)?;
+    let out = s.incidents.lock().acknowledge(id, &by, now_ms());
+    out.map(Json).map_err(incident_failure)
+}
+
+async fn resolve(
+    State(s): State<ApiState>,
+    Extension(role): Extension<Role>,
+    id: Result<AxumPath<String>, PathRejection>,
+    body: Result<Json<IncidentAction>, JsonRejection>,
+) -> Result<Json<Incident>, Failure> {
+    let id = incident_id(id)?;
+    let Json(a) = body.map_err(|e| bad(e.body_text()))?;
+    let by = actor(a.by, role)?;
+    let out = s.incidents.lock().resolve(id, &by, now_ms());
+    out.map(Json).map_err(incident_failure)
+}
+
+async fn note(
+    State(s): State<ApiState>,
+    Extension(role): Extension<Role>,
+    id: Result<AxumPath<String>, PathRejection>,
+    body: Result<Json<NoteRequest>, JsonRejection>,
+) -> Result<Json<Incident>, Failure> {
+    let id = incident_id(id)?;
+    let Json(n) = body.map_err(|e| bad(e.body_text()))?;
+    let by = actor(n.by, role)?;
+    let out = s.incidents.lock().note(id, &by, &n.text, now_ms());
+    out.map(Json).map_err(incident_failure)
+}
+
+async fn feedback(
+    State(s): State<ApiState>,
+    Extension(role): Extension<Role>,
+    id: Result<AxumPath<String>, PathRejection>,
+    body: Result<Json<FeedbackRequest>, JsonRejection>,
+) -> Result<Json<Incident>, Failure> {
+    let id = incident_id(id)?;
+    let Json(f) = body.map_err(|e| bad(e.body_text()))?;
+    let by = actor(f.by, role)?;
+    let out = s.incidents.lock().feedback(id, &by, f.feedback, now_ms());
+    out.map(Json).map_err(incident_failure)
+}
+
+async fn jobs(State(s): State<ApiState>) -> Json<Vec<JobSummary>> {
+    Json(s.jobs.lock().summaries())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsParams {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn job_runs(
+    State(s): State<ApiState>,
+    name: Result<AxumPath<String>, PathRejection>,
+    params: Result<Query<RunsParams>, QueryRejection>,
+) -> Result<Json<Vec<JobRun>>, Failure> {
+    let AxumPath(name) = name.map_err(|e| bad(e.body_text()))?;
+    let Query(params) = params.map_err(|e| bad(e.body_text()))?;
+    let limit = params.limit.unwrap_or(100).min(crate::jobs::KEEP_RUNS);
+    s.jobs
+        .lock()
+        .runs(&name, limit)
+        .map(Json)
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no job named {name:?}")))
+}
+
+async fn job_event(
+    State(s): State<ApiState>,
+    body: Result<Json<JobEvent>, JsonRejection>,
+) -> Result<Json<JobRun>, Failure> {
+    let Json(event) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            // Counted like any refused event.
+            s.jobs.lock().refused += 1;
+            return Err(bad(e.body_text()));
+        }
+    };
+    let mut jobs = s.jobs.lock();
+    let mut incidents = s.incidents.lock();
+    match jobs.apply(&event, now_ms(), &mut incidents) {
+        Ok(run) => Ok(Json(run)),
+        Err(e @ JobError::Invalid(_)) => Err(bad(e.to_string())),
+        Err(e @ JobError::Store(_)) => {
+            Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+    }
 }
 
 /// The socket path when `api.socket` is empty: `$XDG_RUNTIME_DIR/ward/api.sock`

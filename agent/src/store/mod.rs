@@ -42,6 +42,10 @@
 //!        tier 1 1-minute rows, window 6 h    (min, max, sum, count, last, span)
 //!        tier 2 1-hour rows,   window 7 d
 //!        timestamps as u64be are offset by 2^63 so that key order is time order
+//!   'D' 'i' id:u64be              -> JSON Incident
+//!   'D' 'j' job name              -> JSON job settings (expected interval, max duration)
+//!   'D' 'r' job name 0x00 started:u64be run id
+//!                                 -> JSON JobRun
 //! ```
 //!
 //! Each tier has its own retention by age, and the data directory a total
@@ -84,6 +88,27 @@ const META_FORMAT: &[u8] = b"Mformat";
 const META_SEALED: &[u8] = b"Msealed_until";
 const META_SNAPSHOT: &[u8] = b"Msnapshot";
 const LATE_GRACE_MS: i64 = 60_000;
+
+/// The kinds of documents the store keeps beside series, each under its
+/// own key prefix (`D` and one byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    Incidents,
+    Jobs,
+    JobRuns,
+}
+
+fn doc_key(collection: Collection, key: &[u8]) -> Vec<u8> {
+    let tag = match collection {
+        Collection::Incidents => b'i',
+        Collection::Jobs => b'j',
+        Collection::JobRuns => b'r',
+    };
+    let mut out = Vec::with_capacity(key.len() + 2);
+    out.extend_from_slice(&[b'D', tag]);
+    out.extend_from_slice(key);
+    out
+}
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Error)]
@@ -531,6 +556,42 @@ impl Store {
             note_oldest(&mut self.oldest_on_disk, c.tier, c.first_ts);
         }
         Ok(())
+    }
+
+    /// Stores a document (an incident, a job run) under `key` in
+    /// `collection`; durable at the next flush, like samples.
+    pub fn put_doc(
+        &mut self,
+        collection: Collection,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.kv.insert(&doc_key(collection, key), value)?;
+        self.index_dirty = true;
+        Ok(())
+    }
+
+    /// Removes a document; durable at the next flush.
+    pub fn remove_doc(&mut self, collection: Collection, key: &[u8]) -> Result<(), StoreError> {
+        let mut batch = KvBatch::default();
+        batch.remove(&doc_key(collection, key));
+        self.kv.apply(batch)?;
+        self.index_dirty = true;
+        Ok(())
+    }
+
+    /// The documents of `collection` whose keys start with `prefix`, in key
+    /// order, keys without the collection's prefix.
+    pub fn docs(
+        &self,
+        collection: Collection,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let full = doc_key(collection, prefix);
+        self.kv
+            .scan_prefix(&full)
+            .map(|r| r.map(|(k, v)| (k[2..].to_vec(), v)))
+            .collect()
     }
 
     /// Makes every accepted sample durable.

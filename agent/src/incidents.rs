@@ -1,0 +1,371 @@
+//! The incident book: opens, updates, clears and resolves incidents, keeps
+//! their history, and persists every change in the store.
+//!
+//! Whoever watches a condition (job health today; anomaly groups and static
+//! rules later) calls [`Incidents::raise`] when it starts or worsens and
+//! [`Incidents::clear`] when it is gone; the book resolves an incident once
+//! its condition has been quiet for the configured period
+//! ([`Incidents::tick`]). Operators acknowledge, resolve, annotate and give
+//! feedback through the API. One active incident per key: raising a key that
+//! is active updates it, raising one that was resolved opens a new incident.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use thiserror::Error;
+use tracing::{info, warn};
+use ward_shared::TimestampMs;
+use ward_shared::incident::{
+    Feedback, Incident, IncidentContext, IncidentEvent, IncidentSource, IncidentState, Note,
+    Severity, Signal,
+};
+
+use crate::daemon::SharedStore;
+use crate::store::{Collection, StoreError};
+
+/// Resolved incidents kept, in memory and on disk; the oldest go first.
+const KEEP_RESOLVED: usize = 1000;
+/// Longest note accepted, in bytes.
+pub const MAX_NOTE: usize = 4096;
+/// Who the agent is in histories.
+pub const AGENT: &str = "ward";
+
+#[derive(Debug, Error)]
+pub enum IncidentError {
+    #[error("no incident {0}")]
+    NotFound(u64),
+    #[error("incident {0} is resolved; it can take notes and feedback, not {1}")]
+    Resolved(u64, &'static str),
+    #[error("a note must have text, at most {MAX_NOTE} bytes")]
+    BadNote,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A condition worth an incident.
+#[derive(Debug, Clone)]
+pub struct Raise {
+    pub key: String,
+    pub title: String,
+    pub severity: Severity,
+    pub source: IncidentSource,
+    pub signals: Vec<Signal>,
+    pub context: IncidentContext,
+}
+
+#[derive(Debug)]
+pub struct Incidents {
+    store: SharedStore,
+    all: BTreeMap<u64, Incident>,
+    /// Active incidents by key.
+    active: HashMap<String, u64>,
+    next_id: u64,
+    resolve_after_ms: i64,
+}
+
+/// The book, shared by the API and whoever raises incidents.
+#[derive(Debug, Clone)]
+pub struct SharedIncidents(Arc<Mutex<Incidents>>);
+
+impl SharedIncidents {
+    pub fn new(book: Incidents) -> Self {
+        Self(Arc::new(Mutex::new(book)))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Incidents> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Incidents {
+    /// Loads the incidents kept in `store`.
+    pub fn open(store: SharedStore, resolve_after_ms: i64) -> Result<Self, StoreError> {
+        let mut all = BTreeMap::new();
+        let mut active = HashMap::new();
+        let docs = store.lock().docs(Collection::Incidents, b"")?;
+        for (key, value) in docs {
+            match serde_json::from_slice::<Incident>(&value) {
+                Ok(i) => {
+                    if i.is_active() {
+                        active.insert(i.key.clone(), i.id);
+                    }
+                    all.insert(i.id, i);
+                }
+                // One bad record must not cost the others.
+                Err(e) => warn!(key = ?key, error = %e, "unreadable incident record skipped"),
+            }
+        }
+        let next_id = all.keys().next_back().map_or(1, |id| id + 1);
+        Ok(Self {
+            store,
+            all,
+            active,
+            next_id,
+            resolve_after_ms,
+        })
+    }
+
+    fn save(&self, id: u64) -> Result<(), StoreError> {
+        let Some(incident) = self.all.get(&id) else {
+            return Ok(());
+        };
+        let json = serde_json::to_vec(incident).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.store
+            .lock()
+            .put_doc(Collection::Incidents, &id.to_be_bytes(), &json)
+    }
+
+    /// Opens an incident for `r.key`, or updates the active one.
+    pub fn raise(&mut self, r: Raise, now: TimestampMs) -> Result<u64, StoreError> {
+        let mut signals = r.signals;
+        signals.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+        if let Some(&id) = self.active.get(&r.key)
+            && let Some(i) = self.all.get_mut(&id)
+        {
+            if i.cleared.take().is_some() {
+                i.history
+                    .push(event(now, AGENT, "returned: the condition is back"));
+            }
+            if r.severity > i.severity {
+                i.peak = now;
+                i.history.push(event(
+                    now,
+                    AGENT,
+                    &format!("severity raised to {}", r.severity.word()),
+                ));
+                i.severity = r.severity;
+            }
+            if i.title != r.title {
+                i.history
+                    .push(event(now, AGENT, &format!("updated: {}", r.title)));
+                i.title = r.title;
+            }
+            i.signals = signals;
+            i.context = r.context;
+            i.updated = now;
+            self.save(id)?;
+            return Ok(id);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        info!(id, key = %r.key, severity = r.severity.word(), title = %r.title, "incident opened");
+        self.all.insert(
+            id,
+            Incident {
+                id,
+                key: r.key.clone(),
+                history: vec![event(now, AGENT, &format!("opened: {}", r.title))],
+                title: r.title,
+                severity: r.severity,
+                state: IncidentState::Open,
+                source: r.source,
+                opened: now,
+                updated: now,
+                peak: now,
+                cleared: None,
+                resolved: None,
+                signals,
+                context: r.context,
+                notes: Vec::new(),
+                feedback: None,
+            },
+        );
+        self.active.insert(r.key, id);
+        self.save(id)?;
+        self.forget_old()?;
+        Ok(id)
+    }
+
+    /// The condition behind `key` is gone: the incident resolves after the
+    /// quiet period unless it comes back.
+    pub fn clear(&mut self, key: &str, why: &str, now: TimestampMs) -> Result<(), StoreError> {
+        let Some(&id) = self.active.get(key) else {
+            return Ok(());
+        };
+        if let Some(i) = self.all.get_mut(&id)
+            && i.cleared.is_none()
+        {
+            i.cleared = Some(now);
+            i.updated = now;
+            i.history
+                .push(event(now, AGENT, &format!("cleared: {why}")));
+            self.save(id)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves what has been quiet for the quiet period.
+    pub fn tick(&mut self, now: TimestampMs) -> Result<(), StoreError> {
+        let due: Vec<u64> = self
+            .active
+            .values()
+            .copied()
+            .filter(|id| {
+                self.all
+                    .get(id)
+                    .and_then(|i| i.cleared)
+                    .is_some_and(|c| now - c >= self.resolve_after_ms)
+            })
+            .collect();
+        for id in due {
+            let quiet = self.resolve_after_ms / 1000;
+            self.finish(id, now, AGENT, &format!("resolved: quiet for {quiet} s"))?;
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        id: u64,
+        now: TimestampMs,
+        by: &str,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(i) = self.all.get_mut(&id) {
+            i.state = IncidentState::Resolved;
+            i.resolved = Some(now);
+            i.updated = now;
+            i.history.push(event(now, by, what));
+            info!(id, key = %i.key, by, "incident resolved");
+            self.active.remove(&i.key);
+        }
+        self.save(id)
+    }
+
+    fn active_mut(
+        &mut self,
+        id: u64,
+        action: &'static str,
+    ) -> Result<&mut Incident, IncidentError> {
+        let i = self.all.get_mut(&id).ok_or(IncidentError::NotFound(id))?;
+        if !i.is_active() {
+            return Err(IncidentError::Resolved(id, action));
+        }
+        Ok(i)
+    }
+
+    pub fn acknowledge(
+        &mut self,
+        id: u64,
+        by: &str,
+        now: TimestampMs,
+    ) -> Result<Incident, IncidentError> {
+        let i = self.active_mut(id, "acknowledgement")?;
+        if i.state == IncidentState::Open {
+            i.state = IncidentState::Acknowledged;
+            i.updated = now;
+            i.history.push(event(now, by, "acknowledged"));
+            self.save(id)?;
+        }
+        self.get(id).ok_or(IncidentError::NotFound(id))
+    }
+
+    pub fn resolve(
+        &mut self,
+        id: u64,
+        by: &str,
+        now: TimestampMs,
+    ) -> Result<Incident, IncidentError> {
+        self.active_mut(id, "resolution")?;
+        self.finish(id, now, by, "resolved")?;
+        self.get(id).ok_or(IncidentError::NotFound(id))
+    }
+
+    pub fn note(
+        &mut self,
+        id: u64,
+        by: &str,
+        text: &str,
+        now: TimestampMs,
+    ) -> Result<Incident, IncidentError> {
+        let text = text.trim();
+        if text.is_empty() || text.len() > MAX_NOTE {
+            return Err(IncidentError::BadNote);
+        }
+        let i = self.all.get_mut(&id).ok_or(IncidentError::NotFound(id))?;
+        i.notes.push(Note {
+            at: now,
+            by: by.to_string(),
+            text: text.to_string(),
+        });
+        i.updated = now;
+        i.history.push(event(now, by, "note added"));
+        self.save(id)?;
+        self.get(id).ok_or(IncidentError::NotFound(id))
+    }
+
+    /// Records an operator's verdict; a later one replaces it (the history keeps both).
+    pub fn feedback(
+        &mut self,
+        id: u64,
+        by: &str,
+        feedback: Feedback,
+        now: TimestampMs,
+    ) -> Result<Incident, IncidentError> {
+        let i = self.all.get_mut(&id).ok_or(IncidentError::NotFound(id))?;
+        let word = match feedback {
+            Feedback::Confirmed => "confirmed",
+            Feedback::FalsePositive => "false positive",
+            Feedback::Expected => "expected",
+        };
+        i.feedback = Some(feedback);
+        i.updated = now;
+        i.history.push(event(now, by, &format!("feedback: {word}")));
+        self.save(id)?;
+        self.get(id).ok_or(IncidentError::NotFound(id))
+    }
+
+    pub fn get(&self, id: u64) -> Option<Incident> {
+        self.all.get(&id).cloned()
+    }
+
+    /// Active incidents first (worst, then newest), then resolved ones, newest first.
+    pub fn list(&self, include_resolved: bool) -> Vec<Incident> {
+        let mut out: Vec<Incident> = self
+            .all
+            .values()
+            .filter(|i| include_resolved || i.is_active())
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            b.is_active()
+                .cmp(&a.is_active())
+                .then(b.severity.cmp(&a.severity))
+                .then(b.opened.cmp(&a.opened))
+        });
+        out
+    }
+
+    /// The key's active incident, if any.
+    pub fn active_id(&self, key: &str) -> Option<u64> {
+        self.active.get(key).copied()
+    }
+
+    /// Drops the oldest resolved incidents past [`KEEP_RESOLVED`].
+    fn forget_old(&mut self) -> Result<(), StoreError> {
+        let resolved: Vec<u64> = self
+            .all
+            .values()
+            .filter(|i| !i.is_active())
+            .map(|i| i.id)
+            .collect();
+        for id in resolved
+            .iter()
+            .take(resolved.len().saturating_sub(KEEP_RESOLVED))
+        {
+            self.all.remove(id);
+            self.store
+                .lock()
+                .remove_doc(Collection::Incidents, &id.to_be_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+fn event(at: TimestampMs, by: &str, what: &str) -> IncidentEvent {
+    IncidentEvent {
+        at,
+        by: by.to_string(),
+        what: what.to_string(),
+    }
+}
