@@ -29,6 +29,9 @@ use crate::daemon::SharedStore;
 use crate::incidents::{Incidents, Raise};
 use crate::store::{Collection, StoreError};
 
+/// Reads one measure of a run, for control charts.
+type Measure = fn(&JobRun) -> Option<f64>;
+
 /// Finished runs kept per job, in memory and on disk.
 pub const KEEP_RUNS: usize = 500;
 /// Longest job name or run id accepted.
@@ -474,7 +477,7 @@ impl JobBook {
         // Control charts over durations and records, successful runs only:
         // a failure's duration says nothing about the job's normal pace.
         if run.status == RunStatus::Success {
-            let measures: [(&str, &str, &str, fn(&JobRun) -> Option<f64>); 2] = [
+            let measures: [(&str, &str, &str, Measure); 2] = [
                 ("duration", "took", "s", |r| r.duration_s),
                 ("records", "processed", "{record}", |r| {
                     r.records_out.or(r.records_in).map(|v| v as f64)
@@ -675,7 +678,7 @@ impl JobBook {
         let j = self.jobs.get(name)?;
         let mut out: Vec<JobRun> = j.running.values().cloned().collect();
         out.extend(j.history.iter().rev().cloned());
-        out.sort_by(|a, b| b.started.cmp(&a.started));
+        out.sort_by_key(|r| std::cmp::Reverse(r.started));
         out.truncate(limit);
         Some(out)
     }

@@ -34,6 +34,9 @@ use crate::daemon::now_ms;
 
 /// Clock ticks per second of /proc's CPU times (USER_HZ).
 const TICKS_PER_S: f64 = 100.0;
+
+/// Opens NVML (or a fake) to measure the run's GPU memory.
+pub type OpenGpus = fn() -> Result<Box<dyn GpuSource>, String>;
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 /// What to run and where to report.
@@ -47,7 +50,7 @@ pub struct RunSpec {
     pub spool: PathBuf,
     pub heartbeat: Duration,
     /// Opens NVML (or a fake) to measure GPU memory; `None`: not measured.
-    pub gpus: Option<fn() -> Result<Box<dyn GpuSource>, String>>,
+    pub gpus: Option<OpenGpus>,
     pub proc_path: PathBuf,
 }
 
@@ -75,7 +78,10 @@ impl Reporter {
                     self.pending.remove(0);
                 }
                 // Refused for what it says: spooling would not change that.
-                Err(ClientError::Refused { status, message }) if status == 400 => {
+                Err(ClientError::Refused {
+                    status: 400,
+                    message,
+                }) => {
                     eprintln!("ward-agent job run: the agent refused a report: {message}");
                     self.pending.remove(0);
                 }
@@ -243,12 +249,7 @@ struct Peaks {
 }
 
 /// Samples the process tree under `root` until `stop`.
-fn sample(
-    root: u32,
-    proc_path: &Path,
-    gpus: Option<fn() -> Result<Box<dyn GpuSource>, String>>,
-    stop: &AtomicBool,
-) -> Peaks {
+fn sample(root: u32, proc_path: &Path, gpus: Option<OpenGpus>, stop: &AtomicBool) -> Peaks {
     let mut source = gpus.and_then(|open| open().ok());
     let mut peaks = Peaks::default();
     while !stop.load(Ordering::Relaxed) {

@@ -98,6 +98,9 @@ pub enum Collection {
     JobRuns,
 }
 
+/// A document's key (without its collection's prefix) and bytes.
+pub type Doc = (Vec<u8>, Vec<u8>);
+
 fn doc_key(collection: Collection, key: &[u8]) -> Vec<u8> {
     let tag = match collection {
         Collection::Incidents => b'i',
@@ -582,11 +585,7 @@ impl Store {
 
     /// The documents of `collection` whose keys start with `prefix`, in key
     /// order, keys without the collection's prefix.
-    pub fn docs(
-        &self,
-        collection: Collection,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn docs(&self, collection: Collection, prefix: &[u8]) -> Result<Vec<Doc>, StoreError> {
         let full = doc_key(collection, prefix);
         self.kv
             .scan_prefix(&full)

@@ -74,3 +74,10 @@ impl Running {
     }
 }
 
+/// A test that fails half-way must not leave its agent running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
