@@ -181,6 +181,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         ) {
             Ok((collector, addr)) => {
                 info!(%addr, "statsd listening");
+                let (jobs, incidents) = (jobs.clone(), incidents.clone());
+                let collector = collector.with_job_sink(Box::new(move |e| {
+                    let mut book = jobs.lock();
+                    if let Err(err) = book.apply(e, now_ms(), &mut incidents.lock()) {
+                        warn!(job = %e.job, error = %err, "airflow dag run refused");
+                    }
+                }));
                 all.push((Box::new(collector), config.agent.interval));
             }
             // Someone else has the port (another StatsD daemon): say so, run on.

@@ -455,6 +455,7 @@ fn a_real_statsd_client_reports_airflow_dags_as_jobs() {
          c = statsd.StatsClient('{host}', {port}, prefix='airflow')\n\
          c.timing('dagrun.duration.success.etl_daily', 4210)\n\
          c.timing('dagrun.duration.success.etl_daily', 3790)\n\
+         c.timing('dagrun.duration.failed.etl_hourly', 1500)\n\
          c.incr('ti.finish.etl_daily.load.success')\n\
          c.incr('ti.finish.etl_daily.load.failed')\n\
          c.gauge('pool.open_slots.default_pool', 12)\n\
@@ -476,6 +477,29 @@ fn a_real_statsd_client_reports_airflow_dags_as_jobs() {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.send_to(b"not a statsd line\n:1|c", &addr).unwrap();
     std::thread::sleep(Duration::from_millis(400));
+    // Each DAG run is a job run, with no setup: the DAG is the job.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = ward_shared::client::Client::new(ward_shared::client::Endpoint::Unix(
+        data.with_extension("sock"),
+    ));
+    let daily = rt.block_on(client.job_runs("etl_daily")).unwrap();
+    let mut took: Vec<f64> = daily.iter().map(|r| r.duration_s.unwrap()).collect();
+    took.sort_by(f64::total_cmp);
+    assert_eq!(took, [3.79, 4.21]);
+    assert!(
+        daily
+            .iter()
+            .all(|r| r.status == ward_shared::jobs::RunStatus::Success)
+    );
+    let incidents = rt.block_on(client.incidents(false)).unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(
+        incidents[0].title,
+        "job etl_hourly failed (reported failed)"
+    );
     running.signal("TERM");
     running.wait_for("store closed");
     let mut running = running;

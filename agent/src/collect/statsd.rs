@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::warn;
+use ward_shared::jobs::{JobEvent, JobEventKind};
 use ward_shared::{Labels, SeriesDesc, SeriesKey};
 
 use super::{CollectError, Collector, Emitter, LocalId, key};
@@ -221,6 +222,41 @@ pub struct Aggregator {
     pub malformed: u64,
     pub dropped: u64,
     pub lines: u64,
+    /// Airflow DAG runs seen since the last tick, as job finish events.
+    job_runs: Vec<JobEvent>,
+    runs_seen: u64,
+}
+
+/// Most DAG runs held between two ticks; past it they are dropped and counted.
+const MAX_PENDING_RUNS: usize = 10_000;
+
+/// An Airflow DAG run's duration timer as a job run: the DAG is the job.
+/// Both the plain names (`airflow.dagrun.duration.failed.etl`) and
+/// DogStatsD's (`airflow.dagrun.duration.failed` tagged `dag_id:etl`) count.
+fn airflow_run(line: &Line, seq: &mut u64) -> Option<JobEvent> {
+    let Value::Sample(ms, _) = line.value else {
+        return None;
+    };
+    let label = |k: &str| {
+        line.labels
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let state = match line.name.as_str() {
+        "airflow.dagrun.duration" => label("state")?,
+        "airflow.dagrun.duration.success" => "success",
+        "airflow.dagrun.duration.failed" => "failed",
+        _ => return None,
+    };
+    let dag = label("dag_id")?;
+    *seq += 1;
+    // StatsD carries no run id: the arrival time and a sequence number make one.
+    let run = format!("statsd-{}-{seq}", crate::daemon::now_ms());
+    let mut e = JobEvent::new(dag, &run, JobEventKind::Finish);
+    e.duration_s = (ms.is_finite() && ms > 0.0).then_some(ms / 1000.0);
+    e.success = Some(state == "success");
+    Some(e)
 }
 
 impl Aggregator {
@@ -249,6 +285,13 @@ impl Aggregator {
     }
 
     fn add(&mut self, line: Line) {
+        if let Some(run) = airflow_run(&line, &mut self.runs_seen) {
+            if self.job_runs.len() < MAX_PENDING_RUNS {
+                self.job_runs.push(run);
+            } else {
+                self.dropped += 1;
+            }
+        }
         let Ok(labels) = Labels::new(line.labels) else {
             self.malformed += 1;
             return;
@@ -319,6 +362,18 @@ pub struct StatsdCollector {
     host: String,
     start_ms: i64,
     received: Arc<AtomicU64>,
+    job_sink: Option<JobSink>,
+}
+
+/// Where Airflow DAG runs go: the agent's job book.
+pub type JobSink = Box<dyn FnMut(&JobEvent) + Send>;
+
+impl StatsdCollector {
+    /// Hands every Airflow DAG run to `sink`, once per tick.
+    pub fn with_job_sink(mut self, sink: JobSink) -> Self {
+        self.job_sink = Some(sink);
+        self
+    }
 }
 
 impl std::fmt::Debug for StatsdCollector {
@@ -370,6 +425,7 @@ pub fn listen(
             host: host.to_string(),
             start_ms,
             received,
+            job_sink: None,
         },
         local,
     ))
@@ -385,6 +441,16 @@ impl Collector for StatsdCollector {
     }
 
     fn collect(&mut self, _ts: i64, out: &mut Emitter) -> Result<(), CollectError> {
+        let runs = std::mem::take(
+            &mut self
+                .shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .job_runs,
+        );
+        if let Some(sink) = self.job_sink.as_mut() {
+            runs.iter().for_each(|r| sink(r));
+        }
         let mut agg = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let start = self.start_ms;
         for (k, acc) in agg.series.iter_mut() {
@@ -529,6 +595,26 @@ mod tests {
         ] {
             assert_eq!(parse_line(line), Err(err), "{line}");
         }
+    }
+
+    #[test]
+    fn airflow_dag_runs_become_job_runs_in_both_dialects() {
+        let mut agg = Aggregator::new(StatsdLimits::default());
+        agg.packet(b"airflow.dagrun.duration.success.etl:4210|ms\nairflow.dagrun.duration.failed:1500|ms|#dag_id:hourly\nairflow.dag.etl.load.duration:10|ms\nairflow.dagrun.duration.failed|ms");
+        let runs: Vec<(String, Option<f64>, Option<bool>)> = agg
+            .job_runs
+            .iter()
+            .map(|r| (r.job.clone(), r.duration_s, r.success))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ("etl".to_string(), Some(4.21), Some(true)),
+                ("hourly".to_string(), Some(1.5), Some(false)),
+            ]
+        );
+        assert_ne!(agg.job_runs[0].run, agg.job_runs[1].run);
+        assert_eq!(agg.malformed, 1);
     }
 
     #[test]
