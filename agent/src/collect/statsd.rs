@@ -227,6 +227,9 @@ pub struct Aggregator {
     runs_seen: u64,
 }
 
+/// Receive buffer asked for (the kernel may give less).
+const RECV_BUFFER: usize = 8 << 20;
+
 /// Most DAG runs held between two ticks; past it they are dropped and counted.
 const MAX_PENDING_RUNS: usize = 10_000;
 
@@ -285,11 +288,11 @@ impl Aggregator {
     }
 
     fn add(&mut self, line: Line) {
-        if let Some(run) = airflow_run(&line, &mut self.runs_seen) {
-            if self.job_runs.len() < MAX_PENDING_RUNS {
-                self.job_runs.push(run);
-            } else {
+        if line.name.starts_with("airflow.dagrun.duration") {
+            if self.job_runs.len() >= MAX_PENDING_RUNS {
                 self.dropped += 1;
+            } else if let Some(run) = airflow_run(&line, &mut self.runs_seen) {
+                self.job_runs.push(run);
             }
         }
         let Ok(labels) = Labels::new(line.labels) else {
@@ -394,6 +397,11 @@ pub fn listen(
 ) -> std::io::Result<(StatsdCollector, std::net::SocketAddr)> {
     let socket = UdpSocket::bind(addr)?;
     let local = socket.local_addr()?;
+    // Bursts must not overflow the default ~200 KiB receive buffer while the
+    // collector holds the aggregator; the kernel caps this at net.core.rmem_max.
+    if let Err(e) = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, RECV_BUFFER) {
+        warn!(error = %e, "cannot enlarge the statsd socket's receive buffer");
+    }
     socket.set_read_timeout(Some(Duration::from_millis(500)))?;
     let shared = Arc::new(Mutex::new(Aggregator::new(limits)));
     let received = Arc::new(AtomicU64::new(0));
@@ -449,7 +457,7 @@ impl Collector for StatsdCollector {
                 .job_runs,
         );
         if let Some(sink) = self.job_sink.as_mut() {
-            runs.iter().for_each(|r| sink(r));
+            runs.iter().for_each(sink);
         }
         let mut agg = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let start = self.start_ms;
