@@ -32,7 +32,7 @@ fn packet(i: u64, flood: bool) -> String {
             i % 20
         ),
         // A DAG run ends now and then; its tasks report all the time.
-        (_, 0) if i % 1000 == 0 => format!(
+        (_, 0) if i.is_multiple_of(1000) => format!(
             "airflow.dagrun.duration.success.dag_{dag}:{}|ms",
             1000 + i % 977
         ),
@@ -104,7 +104,7 @@ struct Counters {
 /// Ticks the collector and reads its own health counters.
 fn tick(c: &mut dyn Collector, out: &mut Emitter, names: &mut Vec<(u32, String)>) -> Counters {
     out.clear();
-    c.collect(0, out).unwrap();
+    c.collect(0, out).expect("a statsd tick");
     for (id, d) in &out.declared {
         names.push((id.0, d.key.name.clone()));
     }
@@ -123,7 +123,8 @@ fn tick(c: &mut dyn Collector, out: &mut Emitter, names: &mut Vec<(u32, String)>
 }
 
 fn main() {
-    let (mut collector, addr) = listen("127.0.0.1:0", StatsdLimits::default(), "bench", 0).unwrap();
+    let (mut collector, addr) =
+        listen("127.0.0.1:0", StatsdLimits::default(), "bench", 0).expect("a loopback port");
     let mut out = Emitter::default();
     let mut names = Vec::new();
     println!(
@@ -136,8 +137,8 @@ fn main() {
         let sender = {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-                sock.connect(addr).unwrap();
+                let sock = UdpSocket::bind("127.0.0.1:0").expect("a sender socket");
+                sock.connect(addr).expect("connect to the listener");
                 let start = Instant::now();
                 let mut sent = 0u64;
                 let mut i = 0u64;
@@ -168,7 +169,7 @@ fn main() {
             peak_rss = peak_rss.max(rss_mb());
         }
         stop.store(true, Ordering::Relaxed);
-        let (sent, sending) = sender.join().unwrap();
+        let (sent, sending) = sender.join().expect("the sender thread");
         std::thread::sleep(Duration::from_millis(300));
         let after = tick(&mut collector, &mut out, &mut names);
         let secs = t0.elapsed().as_secs_f64();
