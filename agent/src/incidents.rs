@@ -369,3 +369,71 @@ fn event(at: TimestampMs, by: &str, what: &str) -> IncidentEvent {
         what: what.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreOptions};
+
+    fn raise(key: &str, severity: Severity) -> Raise {
+        Raise {
+            key: key.into(),
+            title: format!("{key} is {}", severity.word()),
+            severity,
+            source: IncidentSource::Rule,
+            signals: Vec::new(),
+            context: IncidentContext::default(),
+        }
+    }
+
+    #[test]
+    fn a_condition_that_comes_back_before_the_quiet_period_stays_one_incident() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let mut book = Incidents::open(store.clone(), 60_000).unwrap();
+        let id = book
+            .raise(raise("disk:/", Severity::Warning), 1_000)
+            .unwrap();
+        book.clear("disk:/", "below the limit", 2_000).unwrap();
+        // Back within the minute: same incident, worse, and the history says so.
+        assert_eq!(
+            book.raise(raise("disk:/", Severity::Critical), 30_000)
+                .unwrap(),
+            id
+        );
+        book.tick(200_000).unwrap();
+        let i = book.get(id).unwrap();
+        assert_eq!(
+            (i.state, i.severity, i.peak),
+            (IncidentState::Open, Severity::Critical, 30_000)
+        );
+        let what: Vec<&str> = i.history.iter().map(|e| e.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                "opened: disk:/ is warning",
+                "cleared: below the limit",
+                "returned: the condition is back",
+                "severity raised to critical",
+                "updated: disk:/ is critical",
+            ]
+        );
+        // Quiet for the full period: resolved, and a new occurrence is a new incident.
+        book.clear("disk:/", "below the limit", 300_000).unwrap();
+        book.tick(359_999).unwrap();
+        assert!(book.get(id).unwrap().is_active());
+        book.tick(360_000).unwrap();
+        assert_eq!(book.get(id).unwrap().state, IncidentState::Resolved);
+        let next = book
+            .raise(raise("disk:/", Severity::Warning), 400_000)
+            .unwrap();
+        assert_eq!(next, id + 1);
+
+        // Everything above is in the store: a new book over it sees the same.
+        drop(book);
+        let again = Incidents::open(store, 60_000).unwrap();
+        assert_eq!(again.list(true).len(), 2);
+        assert_eq!(again.active_id("disk:/"), Some(next));
+        assert_eq!(again.get(id).unwrap().history.len(), 7);
+    }
+}

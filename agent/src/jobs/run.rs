@@ -324,6 +324,54 @@ fn status_kb(proc_path: &Path, pid: u32, field: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU32;
+    use ward_shared::api::{GpuProcess, GpuReading};
+
+    static JOB_PID: AtomicU32 = AtomicU32::new(0);
+
+    /// One GPU with two processes: the job's and someone else's.
+    fn fake_gpus() -> Result<Box<dyn GpuSource>, String> {
+        let fake = crate::collect::gpu::FakeGpus::default();
+        let proc = |pid, gib: u64| GpuProcess {
+            pid,
+            memory_bytes: Some(gib << 30),
+            sm_utilization: None,
+        };
+        fake.readings.lock().unwrap().push(GpuReading {
+            uuid: "GPU-1".into(),
+            processes: vec![proc(JOB_PID.load(Ordering::Relaxed), 3), proc(1, 20)],
+            ..GpuReading::default()
+        });
+        Ok(Box::new(fake))
+    }
+
+    #[test]
+    fn the_peaks_count_the_jobs_own_processes_only() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5"])
+            .spawn()
+            .unwrap();
+        JOB_PID.store(child.id(), Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (stop, pid) = (stop.clone(), child.id());
+            std::thread::spawn(move || sample(pid, Path::new("/proc"), Some(fake_gpus), &stop))
+        };
+        std::thread::sleep(Duration::from_millis(600));
+        stop.store(true, Ordering::Relaxed);
+        let peaks = sampler.join().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            peaks.gpu,
+            3 << 30,
+            "the job's 3 GiB, not the other process's 20"
+        );
+        assert!(
+            peaks.rss > 100 << 10,
+            "sh and sleep have some resident memory: {peaks:?}"
+        );
+    }
 
     #[test]
     fn the_tree_of_this_process_holds_its_children() {
