@@ -10,7 +10,10 @@ use ratatui::crossterm::event::{
 use ward_shared::api::{GpuState, ProcessSnapshot, SeriesInfo};
 use ward_shared::status::AgentStatus;
 
-use crate::fetch::{Overview, Request, Update};
+use ward_shared::incident::{Feedback, Incident};
+use ward_shared::jobs::{JobRun, JobSummary};
+
+use crate::fetch::{Action, Overview, Request, Update};
 
 /// Chart spans, from the closest look to the widest.
 pub const SPANS: [(i64, &str); 7] = [
@@ -29,10 +32,19 @@ pub enum View {
     Metrics,
     Processes,
     Gpus,
+    Incidents,
+    Jobs,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Overview, View::Metrics, View::Processes, View::Gpus];
+    pub const ALL: [View; 6] = [
+        View::Overview,
+        View::Metrics,
+        View::Processes,
+        View::Gpus,
+        View::Incidents,
+        View::Jobs,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -40,6 +52,8 @@ impl View {
             View::Metrics => "Metrics",
             View::Processes => "Processes",
             View::Gpus => "GPUs",
+            View::Incidents => "Incidents",
+            View::Jobs => "Jobs",
         }
     }
 }
@@ -87,6 +101,17 @@ pub struct App {
     /// What the last command said, until the next key.
     pub message: Option<String>,
     pub quit: bool,
+    /// Every incident the agent keeps: active first, worst and newest first.
+    pub incidents: Vec<Incident>,
+    /// Whether the incidents view lists resolved ones too.
+    pub show_resolved: bool,
+    pub incident_selected: usize,
+    /// The note being typed for the selected incident.
+    pub note: Option<String>,
+    pub jobs: Vec<JobSummary>,
+    pub job_selected: usize,
+    /// The selected job's runs, newest first.
+    pub job_runs: Option<(String, Vec<JobRun>)>,
 }
 
 impl App {
@@ -112,6 +137,90 @@ impl App {
             command: None,
             message: None,
             quit: false,
+            incidents: Vec::new(),
+            show_resolved: false,
+            incident_selected: 0,
+            note: None,
+            jobs: Vec::new(),
+            job_selected: 0,
+            job_runs: None,
+        }
+    }
+
+    /// The incidents the incidents view lists.
+    pub fn visible_incidents(&self) -> Vec<&Incident> {
+        self.incidents
+            .iter()
+            .filter(|i| self.show_resolved || i.is_active())
+            .collect()
+    }
+
+    /// The incident the cursor is on.
+    pub fn selected_incident(&self) -> Option<&Incident> {
+        self.visible_incidents()
+            .get(self.incident_selected)
+            .copied()
+    }
+
+    fn select_incident(&mut self, by: isize) {
+        let n = self.visible_incidents().len() as isize;
+        self.incident_selected =
+            (self.incident_selected as isize + by).clamp(0, (n - 1).max(0)) as usize;
+    }
+
+    fn select_job(&mut self, by: isize) -> Vec<Request> {
+        if self.jobs.is_empty() {
+            return Vec::new();
+        }
+        let last = self.jobs.len() as isize - 1;
+        self.job_selected = (self.job_selected as isize + by).clamp(0, last) as usize;
+        self.jobs
+            .get(self.job_selected)
+            .map(|j| Request::JobRuns(j.name.clone()))
+            .into_iter()
+            .collect()
+    }
+
+    fn incidents_key(&mut self, code: KeyCode) -> Vec<Request> {
+        let act = |app: &Self, action: Action| {
+            app.selected_incident()
+                .map(|i| Request::Act {
+                    incident: i.id,
+                    action,
+                })
+                .into_iter()
+                .collect()
+        };
+        match code {
+            KeyCode::Down | KeyCode::Char('j') => self.select_incident(1),
+            KeyCode::Up | KeyCode::Char('k') => self.select_incident(-1),
+            KeyCode::PageDown => self.select_incident(10),
+            KeyCode::PageUp => self.select_incident(-10),
+            KeyCode::Char('v') => {
+                self.show_resolved = !self.show_resolved;
+                self.incident_selected = 0;
+            }
+            KeyCode::Char('a') => return act(self, Action::Acknowledge),
+            KeyCode::Char('r') => return act(self, Action::Resolve),
+            KeyCode::Char('c') => return act(self, Action::Feedback(Feedback::Confirmed)),
+            KeyCode::Char('x') => return act(self, Action::Feedback(Feedback::FalsePositive)),
+            KeyCode::Char('e') => return act(self, Action::Feedback(Feedback::Expected)),
+            KeyCode::Char('n') if self.selected_incident().is_some() => {
+                self.note = Some(String::new());
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn jobs_key(&mut self, code: KeyCode) -> Vec<Request> {
+        match code {
+            KeyCode::Down | KeyCode::Char('j') => self.select_job(1),
+            KeyCode::Up | KeyCode::Char('k') => self.select_job(-1),
+            KeyCode::PageDown => self.select_job(10),
+            KeyCode::PageUp => self.select_job(-10),
+            KeyCode::Enter => self.select_job(0),
+            _ => Vec::new(),
         }
     }
 
@@ -142,6 +251,21 @@ impl App {
                     points,
                 });
             }
+            Update::Incidents(i) => {
+                // Keep the cursor on the same incident as the list changes.
+                let on = self.selected_incident().map(|i| i.id);
+                self.incidents = i;
+                let visible = self.visible_incidents();
+                self.incident_selected = on
+                    .and_then(|id| visible.iter().position(|i| i.id == id))
+                    .unwrap_or(self.incident_selected.min(visible.len().saturating_sub(1)));
+            }
+            Update::Jobs(j) => {
+                self.jobs = j;
+                self.job_selected = self.job_selected.min(self.jobs.len().saturating_sub(1));
+            }
+            Update::JobRuns { job, runs } => self.job_runs = Some((job, runs)),
+            Update::Done(what) => self.message = Some(what),
             Update::Failed(e) => self.stale = Some(e),
         }
     }
@@ -198,6 +322,16 @@ impl App {
                 },
                 MouseEventKind::ScrollDown if self.view == View::Metrics => self.select(1),
                 MouseEventKind::ScrollUp if self.view == View::Metrics => self.select(-1),
+                MouseEventKind::ScrollDown if self.view == View::Incidents => {
+                    self.select_incident(1);
+                    Vec::new()
+                }
+                MouseEventKind::ScrollUp if self.view == View::Incidents => {
+                    self.select_incident(-1);
+                    Vec::new()
+                }
+                MouseEventKind::ScrollDown if self.view == View::Jobs => self.select_job(1),
+                MouseEventKind::ScrollUp if self.view == View::Jobs => self.select_job(-1),
                 _ => Vec::new(),
             },
             _ => Vec::new(),
@@ -219,6 +353,32 @@ impl App {
             return Vec::new();
         }
         self.message = None;
+        if let Some(text) = &mut self.note {
+            match k.code {
+                KeyCode::Enter => {
+                    let text = std::mem::take(text);
+                    self.note = None;
+                    if text.trim().is_empty() {
+                        return Vec::new();
+                    }
+                    return self
+                        .selected_incident()
+                        .map(|i| Request::Act {
+                            incident: i.id,
+                            action: Action::Note(text),
+                        })
+                        .into_iter()
+                        .collect();
+                }
+                KeyCode::Esc => self.note = None,
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            }
+            return Vec::new();
+        }
         if let Some(text) = &mut self.command {
             match k.code {
                 KeyCode::Enter => {
@@ -280,10 +440,12 @@ impl App {
                 };
                 return self.switch(View::ALL[next]);
             }
-            KeyCode::Char(c @ '1'..='4') => {
+            KeyCode::Char(c @ '1'..='6') => {
                 return self.switch(View::ALL[usize::from(c as u8 - b'1')]);
             }
             _ if self.view == View::Metrics => return self.metrics_key(k.code, now),
+            _ if self.view == View::Incidents => return self.incidents_key(k.code),
+            _ if self.view == View::Jobs => return self.jobs_key(k.code),
             KeyCode::Char('/') if self.view == View::Processes => self.filtering = true,
             KeyCode::Char('s') if self.view == View::Processes => {
                 self.process_sort = match self.process_sort {
@@ -324,6 +486,9 @@ impl App {
         self.view = view;
         if view == View::Metrics && self.series.is_empty() {
             return vec![Request::Series(self.filter.clone())];
+        }
+        if view == View::Jobs {
+            return self.select_job(0);
         }
         Vec::new()
     }
@@ -500,9 +665,101 @@ mod tests {
         app.update(&key(KeyCode::Tab), 0);
         assert_eq!(app.view, View::Gpus);
         app.update(&key(KeyCode::Tab), 0);
+        assert_eq!(app.view, View::Incidents);
+        app.update(&key(KeyCode::Tab), 0);
+        assert_eq!(app.view, View::Jobs);
+        app.update(&key(KeyCode::Tab), 0);
         assert_eq!(app.view, View::Overview);
         app.update(&key(KeyCode::BackTab), 0);
-        assert_eq!(app.view, View::Gpus);
+        assert_eq!(app.view, View::Jobs);
+    }
+
+    fn incident(id: u64, key: &str, active: bool) -> Incident {
+        use ward_shared::incident::{IncidentContext, IncidentSource, IncidentState, Severity};
+        Incident {
+            id,
+            key: key.into(),
+            title: format!("{key} is wrong"),
+            severity: Severity::Warning,
+            state: if active {
+                IncidentState::Open
+            } else {
+                IncidentState::Resolved
+            },
+            source: IncidentSource::Job,
+            opened: 1000,
+            updated: 1000,
+            peak: 1000,
+            cleared: None,
+            resolved: (!active).then_some(2000),
+            signals: Vec::new(),
+            context: IncidentContext::default(),
+            notes: Vec::new(),
+            feedback: None,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn incidents_are_acted_on_from_the_keyboard() {
+        let mut app = App::new("sock");
+        app.apply(Update::Incidents(vec![
+            incident(7, "job:a:failed", true),
+            incident(5, "job:b:missed", true),
+            incident(2, "job:c:failed", false),
+        ]));
+        app.update(&key(KeyCode::Char('5')), 0);
+        assert_eq!(app.view, View::Incidents);
+        assert_eq!(app.visible_incidents().len(), 2, "resolved ones hidden");
+        app.update(&key(KeyCode::Char('j')), 0);
+        assert_eq!(
+            app.update(&key(KeyCode::Char('a')), 0),
+            vec![Request::Act {
+                incident: 5,
+                action: Action::Acknowledge
+            }]
+        );
+        assert_eq!(
+            app.update(&key(KeyCode::Char('x')), 0),
+            vec![Request::Act {
+                incident: 5,
+                action: Action::Feedback(Feedback::FalsePositive)
+            }]
+        );
+        // A note is typed at the bottom, then sent; Esc drops it.
+        app.update(&key(KeyCode::Char('n')), 0);
+        for c in "disk swap".chars() {
+            app.update(&key(KeyCode::Char(c)), 0);
+        }
+        assert_eq!(app.note.as_deref(), Some("disk swap"));
+        assert_eq!(
+            app.update(&key(KeyCode::Enter), 0),
+            vec![Request::Act {
+                incident: 5,
+                action: Action::Note("disk swap".into())
+            }]
+        );
+        app.update(&key(KeyCode::Char('n')), 0);
+        app.update(&key(KeyCode::Char('q')), 0);
+        assert!(!app.quit, "q is text while a note is typed");
+        app.update(&key(KeyCode::Esc), 0);
+        assert!(app.note.is_none());
+        // The cursor stays on its incident when the list changes under it.
+        app.apply(Update::Incidents(vec![
+            incident(9, "job:d:failed", true),
+            incident(7, "job:a:failed", true),
+            incident(5, "job:b:missed", true),
+        ]));
+        assert_eq!(app.selected_incident().map(|i| i.id), Some(5));
+        app.update(&key(KeyCode::Char('v')), 0);
+        assert_eq!(app.visible_incidents().len(), 3);
+        assert_eq!(
+            app.update(&key(KeyCode::Char('r')), 0),
+            vec![Request::Act {
+                incident: 9,
+                action: Action::Resolve
+            }]
+        );
     }
 
     #[test]
@@ -523,10 +780,12 @@ mod tests {
         assert_eq!(app.view, View::Metrics);
         type_line(&mut app, "g");
         assert_eq!(app.view, View::Gpus);
-        type_line(&mut app, "jobs");
+        type_line(&mut app, "fleet");
         assert_eq!(
             app.message.as_deref(),
-            Some(r#"unknown command "jobs"; known: overview, metrics, processes, gpus, q"#)
+            Some(
+                r#"unknown command "fleet"; known: overview, metrics, processes, gpus, incidents, jobs, q"#
+            )
         );
         assert_eq!(app.view, View::Gpus);
         let click = |column| {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use ward_shared::api::{Aggregation, GpuState, ProcessSnapshot, QueryRequest, SeriesInfo};
 use ward_shared::client::Client;
+use ward_shared::incident::{Feedback, Incident};
+use ward_shared::jobs::{JobRun, JobSummary};
 use ward_shared::status::AgentStatus;
 
 /// What the UI asks for.
@@ -23,7 +25,23 @@ pub enum Request {
         end: Option<i64>,
         span: i64,
     },
+    /// Something an operator does to an incident.
+    Act {
+        incident: u64,
+        action: Action,
+    },
+    /// The runs of a job, newest first.
+    JobRuns(String),
     Stop,
+}
+
+/// What can be done to an incident from the dashboard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Acknowledge,
+    Resolve,
+    Note(String),
+    Feedback(Feedback),
 }
 
 /// A host figure over the last minutes, for an overview tile.
@@ -63,6 +81,15 @@ pub enum Update {
         end: i64,
         points: Vec<(i64, f64)>,
     },
+    /// Active incidents first, then the resolved ones kept.
+    Incidents(Vec<Incident>),
+    Jobs(Vec<JobSummary>),
+    JobRuns {
+        job: String,
+        runs: Vec<JobRun>,
+    },
+    /// An action went through: what to tell the operator.
+    Done(String),
     /// A fetch failed; the screen shows it and keeps the last data.
     Failed(String),
 }
@@ -89,6 +116,15 @@ fn sum(series: &[Vec<(i64, f64)>]) -> Trend {
     }
     Trend {
         points: by_ts.into_iter().collect(),
+    }
+}
+
+/// How a verdict reads in a sentence.
+pub fn feedback_word(f: Feedback) -> &'static str {
+    match f {
+        Feedback::Confirmed => "confirmed",
+        Feedback::FalsePositive => "false positive",
+        Feedback::Expected => "expected",
     }
 }
 
@@ -194,6 +230,16 @@ impl Worker {
                 .await
                 .map(Update::Gpus)
                 .map_err(|e| e.to_string()),
+            self.client
+                .incidents(true)
+                .await
+                .map(Update::Incidents)
+                .map_err(|e| e.to_string()),
+            self.client
+                .jobs()
+                .await
+                .map(Update::Jobs)
+                .map_err(|e| e.to_string()),
         ];
         for r in results {
             let update = r.unwrap_or_else(Update::Failed);
@@ -232,6 +278,46 @@ impl Worker {
                     })
                     .map_err(|e| e.to_string())
             }
+            Request::Act { incident, action } => {
+                let c = &self.client;
+                let done = match &action {
+                    Action::Acknowledge => c
+                        .acknowledge(incident, None)
+                        .await
+                        .map(|_| "acknowledged".to_string()),
+                    Action::Resolve => c
+                        .resolve(incident, None)
+                        .await
+                        .map(|_| "resolved".to_string()),
+                    Action::Note(text) => c
+                        .note(incident, text, None)
+                        .await
+                        .map(|_| "noted".to_string()),
+                    Action::Feedback(f) => c
+                        .feedback(incident, *f, None)
+                        .await
+                        .map(|_| format!("marked {}", feedback_word(*f))),
+                };
+                match done {
+                    Ok(what) => {
+                        let _ = self
+                            .out
+                            .send(Update::Done(format!("incident {incident} {what}")));
+                        self.client
+                            .incidents(true)
+                            .await
+                            .map(Update::Incidents)
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(format!("incident {incident}: {e}")),
+                }
+            }
+            Request::JobRuns(job) => self
+                .client
+                .job_runs(&job)
+                .await
+                .map(|runs| Update::JobRuns { job, runs })
+                .map_err(|e| e.to_string()),
             Request::Stop => return,
         };
         let _ = self.out.send(update.unwrap_or_else(Update::Failed));

@@ -14,6 +14,9 @@ use ratatui::widgets::{
     Row, Sparkline, Table,
 };
 
+use ward_shared::incident::{Incident, IncidentState, Severity};
+use ward_shared::jobs::{JobRun, RunStatus};
+
 use crate::app::{App, SPANS, View};
 use crate::fetch::Trend;
 
@@ -30,6 +33,8 @@ pub fn draw(f: &mut Frame, app: &App) {
         View::Metrics => draw_metrics(f, app, main),
         View::Processes => draw_processes_view(f, app, main),
         View::Gpus => draw_gpus_view(f, app, main),
+        View::Incidents => draw_incidents_view(f, app, main),
+        View::Jobs => draw_jobs_view(f, app, main),
     }
     draw_status_bar(f, app, bottom);
     if app.help {
@@ -54,12 +59,34 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     for (i, v) in View::ALL.iter().enumerate() {
         spans.push(tab(&(i + 1).to_string(), v.title(), app.view == *v));
     }
-    spans.push(Span::raw(format!("  {host} · {}", app.endpoint)));
+    // The host always; the endpoint as much of its end as fits.
+    let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let room = usize::from(area.width).saturating_sub(used + host.chars().count() + 5);
+    let endpoint: Vec<char> = app.endpoint.chars().collect();
+    let endpoint = if endpoint.len() <= room {
+        app.endpoint.clone()
+    } else {
+        let tail: String = endpoint[endpoint.len() - room.saturating_sub(1)..]
+            .iter()
+            .collect();
+        format!("…{tail}")
+    };
+    spans.push(Span::raw(format!("  {host} · {endpoint}")));
     let line = Line::from(spans);
     f.render_widget(Paragraph::new(line), area);
 }
 
 fn draw_status_bar(f: &mut Frame, app: &App, area: Rect) {
+    if let Some(text) = &app.note {
+        let id = app.selected_incident().map_or(0, |i| i.id);
+        f.render_widget(
+            Paragraph::new(format!(
+                " note on incident {id}: {text}▏  Enter add · Esc cancel"
+            )),
+            area,
+        );
+        return;
+    }
     if let Some(text) = &app.command {
         f.render_widget(
             Paragraph::new(format!(" :{text}▏  Enter run · Esc cancel")),
@@ -84,9 +111,19 @@ fn draw_status_bar(f: &mut Frame, app: &App, area: Rect) {
             format!(" ⚠ stale: {e} (showing the last data)"),
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         )),
-        (None, _) => Line::from(
-            " ? help · Tab/1-4 views · q quit · incidents: none (detection not running yet)",
-        ),
+        (None, _) => {
+            let active: Vec<&Incident> = app.incidents.iter().filter(|i| i.is_active()).collect();
+            let critical = active
+                .iter()
+                .filter(|i| i.severity == Severity::Critical)
+                .count();
+            let incidents = match (active.len(), critical) {
+                (0, _) => "incidents: none active".to_string(),
+                (n, 0) => format!("incidents: {n} active"),
+                (n, c) => format!("incidents: {n} active, ‼ {c} critical"),
+            };
+            Line::from(format!(" ? help · Tab/1-6 views · q quit · {incidents}"))
+        }
     };
     f.render_widget(Paragraph::new(line), area);
 }
@@ -210,12 +247,376 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         1.0,
     );
 
+    // As tall as the active incidents need, up to four of them.
+    let active = app.incidents.iter().filter(|i| i.is_active()).count() as u16;
+    let [incidents, lower] = Layout::vertical([
+        Constraint::Length(active.clamp(1, 4) + 2),
+        Constraint::Min(0),
+    ])
+    .areas(lower);
+    draw_incident_summary(f, app, incidents);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(lower);
     let [health, gpu] = Layout::vertical([Constraint::Min(0), Constraint::Length(4)]).areas(left);
     draw_collectors(f, app, health);
     draw_gpus(f, app, gpu);
     draw_processes(f, app, right);
+}
+
+/// `‼ critical`, `! warning`, `· info`: severity that reads without colour.
+pub fn severity(s: Severity) -> (&'static str, Style) {
+    match s {
+        Severity::Critical => (
+            "‼",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+        Severity::Warning => ("!", Style::new().fg(Color::Yellow)),
+        Severity::Info => ("·", Style::new()),
+    }
+}
+
+pub fn state_word(s: IncidentState) -> &'static str {
+    match s {
+        IncidentState::Open => "● open",
+        IncidentState::Acknowledged => "◐ acked",
+        IncidentState::Resolved => "✓ resolved",
+    }
+}
+
+/// `45s`, `12m`, `3h05m`, `2d04h`: how long, as an on-call engineer reads it.
+pub fn span(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// The time the screen is drawn for: the agent's last status, so that the
+/// same data always draws the same screen.
+fn screen_now(app: &App) -> i64 {
+    app.status.as_ref().map_or(0, |s| s.updated)
+}
+
+/// An incident as a row: severity and state in words, or (`compact`) as
+/// their symbols alone, which the help explains.
+fn incident_row(i: &Incident, now: i64, compact: bool) -> Row<'static> {
+    let (sym, style) = severity(i.severity);
+    let since = match i.resolved {
+        Some(r) => format!("{} for {}", &utc(i.opened)[11..16], span(r - i.opened)),
+        None => format!("{} for {}", &utc(i.opened)[11..16], span(now - i.opened)),
+    };
+    let (sev, state) = if compact {
+        (
+            sym.to_string(),
+            state_word(i.state).chars().take(1).collect(),
+        )
+    } else {
+        (
+            format!("{sym} {}", i.severity.word()),
+            state_word(i.state).to_string(),
+        )
+    };
+    Row::new(vec![
+        Span::styled(sev, style).into(),
+        Line::from(state),
+        Line::from(since),
+        Line::from(i.title.clone()),
+    ])
+}
+
+fn incident_widths(compact: bool) -> [Constraint; 4] {
+    let (sev, state) = if compact { (1, 1) } else { (10, 10) };
+    [
+        Constraint::Length(sev),
+        Constraint::Length(state),
+        Constraint::Length(14),
+        Constraint::Min(20),
+    ]
+}
+
+fn draw_incident_summary(f: &mut Frame, app: &App, area: Rect) {
+    let now = screen_now(app);
+    let active: Vec<&Incident> = app.incidents.iter().filter(|i| i.is_active()).collect();
+    let title = format!("Incidents · {} active · 5 to open", active.len());
+    let block = Block::new().borders(Borders::ALL).title(title);
+    if active.is_empty() {
+        let jobs = app.jobs.len();
+        let text = format!("✓ nothing is wrong that Ward knows of · {jobs} jobs watched");
+        f.render_widget(Paragraph::new(text).block(block), area);
+        return;
+    }
+    let rows: Vec<Row> = active.iter().map(|i| incident_row(i, now, false)).collect();
+    f.render_widget(Table::new(rows, incident_widths(false)).block(block), area);
+}
+
+fn draw_incidents_view(f: &mut Frame, app: &App, area: Rect) {
+    let now = screen_now(app);
+    let [list, detail] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let visible = app.visible_incidents();
+    let rows: Vec<Row> = visible.iter().map(|i| incident_row(i, now, true)).collect();
+    let which = if app.show_resolved {
+        "all kept"
+    } else {
+        "active"
+    };
+    let title = format!("Incidents, {which} ({}) · v resolved too", visible.len());
+    let mut state = ratatui::widgets::TableState::default();
+    if !visible.is_empty() {
+        state.select(Some(app.incident_selected));
+    }
+    let table = Table::new(rows, incident_widths(true))
+        .header(
+            Row::new(vec!["", "", "since (UTC)", "title"])
+                .style(Style::new().add_modifier(Modifier::BOLD)),
+        )
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("▶")
+        .block(Block::new().borders(Borders::ALL).title(title));
+    f.render_stateful_widget(table, list, &mut state);
+
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .title("Detail · a ack · r resolve · n note · c/x/e feedback");
+    let Some(i) = app.selected_incident() else {
+        let text = if app.incidents.is_empty() {
+            "✓ no incidents"
+        } else {
+            "✓ no active incidents (v shows resolved ones)"
+        };
+        f.render_widget(Paragraph::new(text).block(block), detail);
+        return;
+    };
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let (sym, style) = severity(i.severity);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!("{sym} {}", i.severity.word()), style),
+            Span::raw(
+                format!(" · {} · #{} · {:?}", state_word(i.state), i.id, i.source).to_lowercase(),
+            ),
+        ]),
+        Line::styled(i.title.clone(), bold),
+        Line::from(format!(
+            "since {} · {} · peak {}",
+            utc(i.opened),
+            match i.resolved {
+                Some(r) => format!("resolved after {}", span(r - i.opened)),
+                None => format!("for {}", span(now - i.opened)),
+            },
+            &utc(i.peak)[11..19]
+        )),
+    ];
+    if let Some(c) = i.cleared.filter(|_| i.is_active()) {
+        lines.push(Line::from(format!(
+            "condition gone since {}; resolves when quiet",
+            &utc(c)[11..19]
+        )));
+    }
+    if let Some(fb) = i.feedback {
+        lines.push(Line::from(format!(
+            "feedback: {}",
+            crate::fetch::feedback_word(fb)
+        )));
+    }
+    lines.push(Line::styled("Why", bold));
+    for sig in &i.signals {
+        let expected = match (sig.expected_low, sig.expected_high) {
+            (Some(lo), Some(hi)) => format!("expected {} to {}", num(lo), num(hi)),
+            (None, Some(hi)) => format!("expected at most {}", num(hi)),
+            (Some(lo), None) => format!("expected at least {}", num(lo)),
+            (None, None) => String::new(),
+        };
+        lines.push(Line::from(format!(
+            " {}: {} {} · {expected}",
+            sig.what,
+            num(sig.observed),
+            sig.unit.trim_matches(|c| c == '{' || c == '}')
+        )));
+        lines.push(Line::from(format!("   by {}", sig.model)));
+    }
+    let ctx = &i.context;
+    let context: Vec<String> = ctx
+        .jobs
+        .iter()
+        .map(|j| format!("job {j}"))
+        .chain(ctx.processes.iter().map(|p| format!("process {p}")))
+        .chain(ctx.gpus.iter().map(|g| format!("GPU {g}")))
+        .collect();
+    if !context.is_empty() {
+        lines.push(Line::styled("At the time", bold));
+        lines.push(Line::from(format!(" {}", context.join(", "))));
+    }
+    if !i.notes.is_empty() {
+        lines.push(Line::styled("Notes", bold));
+        for n in &i.notes {
+            lines.push(Line::from(format!(
+                " {} {}: {}",
+                &utc(n.at)[11..16],
+                n.by,
+                n.text
+            )));
+        }
+    }
+    lines.push(Line::styled("History", bold));
+    for e in i.history.iter().rev() {
+        lines.push(Line::from(format!(
+            " {} {} {}",
+            &utc(e.at)[11..19],
+            e.by,
+            e.what
+        )));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(block),
+        detail,
+    );
+}
+
+/// A measured value, short: 120000, 3.5, 0.25.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn run_status(r: &JobRun) -> String {
+    match (r.status, r.signal, r.exit_code) {
+        (RunStatus::Running, ..) => "▶ running".into(),
+        (RunStatus::Success, ..) => "✓ ok".into(),
+        (RunStatus::Failed, Some(sig), _) => format!("✗ signal {sig}"),
+        (RunStatus::Failed, None, Some(code)) => format!("✗ exit {code}"),
+        (RunStatus::Failed, None, None) => "✗ failed".into(),
+    }
+}
+
+fn draw_jobs_view(f: &mut Frame, app: &App, area: Rect) {
+    let now = screen_now(app);
+    let [jobs_area, runs_area] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let rows: Vec<Row> = app
+        .jobs
+        .iter()
+        .map(|j| {
+            let health = if !j.problems.is_empty() {
+                format!(
+                    "⚠ {}",
+                    j.problems
+                        .iter()
+                        .map(|p| p.rsplit(':').next().unwrap_or(p))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            } else if j.running > 0 {
+                "▶ running".into()
+            } else if j.failure_streak > 0 {
+                "✗ failing".into()
+            } else {
+                "✓ ok".into()
+            };
+            Row::new(vec![
+                health,
+                j.name.clone(),
+                j.runs.to_string(),
+                j.failures.to_string(),
+                j.last_start
+                    .map_or("–".into(), |t| format!("{} ago", span(now - t))),
+                j.mean_duration_s
+                    .map_or("–".into(), |d| span((d * 1000.0) as i64)),
+                j.expect_every_s
+                    .map_or("–".into(), |d| span((d * 1000.0) as i64)),
+            ])
+        })
+        .collect();
+    let mut state = ratatui::widgets::TableState::default();
+    if !app.jobs.is_empty() {
+        state.select(Some(app.job_selected));
+    }
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(18),
+            Constraint::Min(12),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(10),
+            Constraint::Length(8),
+            Constraint::Length(8),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "health", "job", "runs", "failed", "started", "mean", "every",
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .highlight_symbol("▶")
+    .block(
+        Block::new()
+            .borders(Borders::ALL)
+            .title(format!("Jobs ({}) · j/k select", app.jobs.len())),
+    );
+    f.render_stateful_widget(table, jobs_area, &mut state);
+
+    let selected = app.jobs.get(app.job_selected).map(|j| j.name.as_str());
+    let runs: Vec<Row> = match (&app.job_runs, selected) {
+        (Some((job, runs)), Some(sel)) if job == sel => runs
+            .iter()
+            .map(|r| {
+                Row::new(vec![
+                    utc(r.started)[5..19].to_string(),
+                    match r.duration_s {
+                        Some(d) if d < 60.0 => format!("{d:.1}s"),
+                        Some(d) => span((d * 1000.0) as i64),
+                        None => span(now - r.started),
+                    },
+                    run_status(r),
+                    r.cpu_seconds.map_or("–".into(), |c| format!("{c:.1}s")),
+                    r.peak_rss_bytes.map_or("–".into(), bytes),
+                    r.gpu_memory_bytes.map_or("–".into(), bytes),
+                    r.records_out
+                        .or(r.records_in)
+                        .map_or("–".into(), |n| n.to_string()),
+                ])
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let title = format!("Runs of {}, newest first", selected.unwrap_or("–"));
+    let table = Table::new(
+        runs,
+        [
+            Constraint::Length(15),
+            Constraint::Length(9),
+            Constraint::Length(11),
+            Constraint::Length(7),
+            Constraint::Length(10),
+            Constraint::Length(9),
+            Constraint::Min(7),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "started (UTC)",
+            "took",
+            "result",
+            "cpu",
+            "peak RSS",
+            "GPU mem",
+            "records",
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .block(Block::new().borders(Borders::ALL).title(title));
+    f.render_widget(table, runs_area);
 }
 
 fn draw_collectors(f: &mut Frame, app: &App, area: Rect) {
@@ -407,24 +808,34 @@ fn draw_metrics(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(widget, chart_area);
 }
 
-const HELP: [(&str, &str); 16] = [
+const HELP: [(&str, &str); 20] = [
     ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit"),
-    (":", "command: a view's name (:gpus, :m), :q"),
+    (":", "command: a view's name (:gpus, :inc), :q"),
     (
-        "Tab, 1-4",
-        "overview, metrics, processes, GPUs (or click a tab)",
+        "Tab, 1-6",
+        "overview, metrics, processes, GPUs, incidents, jobs",
     ),
     ("/", "filter series or processes (Enter, Esc)"),
-    ("s", "processes: sort by CPU / by memory"),
-    ("j/k, ↓/↑", "next / previous series (mouse wheel too)"),
-    ("PgDn/PgUp", "ten series down / up"),
+    ("j/k, ↓/↑", "next / previous row (mouse wheel too)"),
+    ("PgDn/PgUp", "ten rows down / up"),
     ("Enter", "chart the selected series"),
     ("+ / -", "zoom in / out: 5m 15m 1h 6h 1d 3d 7d"),
-    ("h/l, ←/→", "pan back / forward in history"),
-    ("0, End", "back to live"),
+    ("h/l, ←/→", "pan back / forward in history; 0, End: live"),
+    ("s", "processes: sort by CPU / by memory"),
+    ("a / r", "incident: acknowledge / resolve"),
+    ("n", "incident: add a note (Enter adds, Esc drops)"),
+    (
+        "c / x / e",
+        "incident: confirmed / false positive / expected",
+    ),
+    ("v", "incidents: show resolved ones too"),
+    (
+        "‼ ! ·",
+        "critical, warning, info; ● open ◐ acked ✓ resolved",
+    ),
     ("⚠ stale", "the agent did not answer; last data shown"),
-    ("✓ ✗ ⚠", "collector ok, unavailable, failing"),
+    ("✓ ✗ ⚠ ▶", "ok, unavailable or failed, problem, running"),
     ("⚑", "GPU clocks held down (throttle reasons)"),
     ("● ⏸", "chart live, chart in history"),
 ];
@@ -686,6 +1097,136 @@ mod tests {
             ..Default::default()
         }));
         app
+    }
+
+    /// The fixed app with a day of incidents and jobs, at 2026-11-22 14:50Z.
+    fn with_incidents() -> App {
+        use ward_shared::incident::*;
+        use ward_shared::jobs::*;
+        let mut app = fixed_app();
+        let t = |h: i64, m: i64| 1_795_305_600_000 + (h * 60 + m) * 60_000;
+        if let Some(s) = app.status.as_mut() {
+            s.updated = t(14, 50);
+        }
+        let event = |at, by: &str, what: &str| IncidentEvent {
+            at,
+            by: by.into(),
+            what: what.into(),
+        };
+        app.apply(Update::Incidents(vec![
+            Incident {
+                id: 12,
+                key: "job:etl:failed".into(),
+                title: "job etl failed 3 runs in a row (last: exit code 2)".into(),
+                severity: Severity::Critical,
+                state: IncidentState::Acknowledged,
+                source: IncidentSource::Job,
+                opened: t(14, 2),
+                updated: t(14, 40),
+                peak: t(14, 40),
+                cleared: None,
+                resolved: None,
+                signals: vec![Signal {
+                    what: "job etl failures in a row".into(),
+                    observed: 3.0,
+                    expected_low: Some(0.0),
+                    expected_high: Some(0.0),
+                    unit: "{run}".into(),
+                    contribution: 1.0,
+                    model: "rule: failure; critical at 3 in a row".into(),
+                }],
+                context: IncidentContext { jobs: vec!["etl run 1795311240000-311".into()], ..Default::default() },
+                notes: vec![Note { at: t(14, 35), by: "alice (operator)".into(), text: "upstream export is late".into() }],
+                feedback: None,
+                history: vec![
+                    event(t(14, 2), "ward", "opened: job etl failed (exit code 2)"),
+                    event(t(14, 35), "alice (operator)", "acknowledged"),
+                    event(t(14, 40), "ward", "severity raised to critical"),
+                ],
+            },
+            Incident {
+                id: 11,
+                key: "job:ingest:records".into(),
+                title: "job ingest processed 120000 (one run beyond 3 sigma), expected 978342 to 1061658 from 13 runs".into(),
+                severity: Severity::Warning,
+                state: IncidentState::Open,
+                source: IncidentSource::Job,
+                opened: t(13, 15),
+                updated: t(13, 15),
+                peak: t(13, 15),
+                cleared: None,
+                resolved: None,
+                signals: Vec::new(),
+                context: IncidentContext::default(),
+                notes: Vec::new(),
+                feedback: None,
+                history: Vec::new(),
+            },
+        ]));
+        let run = |run: &str, started, secs: Option<f64>, status, exit| JobRun {
+            job: "etl".into(),
+            run: run.into(),
+            status,
+            started,
+            ended: secs.map(|s| started + (s * 1000.0) as i64),
+            last_heartbeat: started,
+            duration_s: secs,
+            exit_code: exit,
+            signal: None,
+            cpu_seconds: secs.map(|s| s * 0.8),
+            peak_rss_bytes: Some(734 << 20),
+            gpu_memory_bytes: None,
+            records_in: None,
+            records_out: secs.map(|_| 1_000_000),
+            bytes_in: None,
+            bytes_out: None,
+        };
+        let summary = |name: &str, runs, failures, streak, running, problems: &[&str]| JobSummary {
+            name: name.into(),
+            expect_every_s: Some(3600.0),
+            max_duration_s: None,
+            runs,
+            failures,
+            failure_streak: streak,
+            running,
+            last_start: Some(t(14, 40)),
+            last_run: None,
+            mean_duration_s: Some(754.0),
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+        };
+        app.apply(Update::Jobs(vec![
+            summary("etl", 40, 3, 3, 0, &["job:etl:failed"]),
+            summary("ingest", 22, 0, 0, 0, &["job:ingest:records"]),
+            summary("report", 12, 1, 0, 1, &[]),
+        ]));
+        app.apply(Update::JobRuns {
+            job: "etl".into(),
+            runs: vec![
+                run("r4", t(14, 45), None, RunStatus::Running, None),
+                run("r3", t(14, 40), Some(12.5), RunStatus::Failed, Some(2)),
+                run("r2", t(13, 40), Some(731.2), RunStatus::Success, Some(0)),
+            ],
+        });
+        app
+    }
+
+    #[test]
+    fn overview_with_incidents_at_80x24() {
+        insta::assert_snapshot!(render(&with_incidents(), 80, 24));
+    }
+
+    #[test]
+    fn incidents_list_and_detail_at_120x30() {
+        let mut app = with_incidents();
+        app.view = View::Incidents;
+        insta::assert_snapshot!(render(&app, 120, 30));
+    }
+
+    #[test]
+    fn jobs_and_their_runs_at_100x24() {
+        let mut app = with_incidents();
+        app.view = View::Jobs;
+        insta::assert_snapshot!(render(&app, 100, 24));
     }
 
     #[test]

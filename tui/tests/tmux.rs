@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use std::process::Command;
+
 use std::time::{Duration, Instant};
+use ward_shared::client::{Client, Endpoint};
+use ward_shared::jobs::{JobEvent, JobEventKind};
 
 struct Session(String);
 
@@ -115,6 +118,34 @@ fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
     s.wait_for(&["Top processes by memory ▼"]);
     s.keys(&["4"]);
     s.wait_for(&["No GPU readings"]);
+
+    // A job fails: its incident shows on the overview and in the incidents
+    // view, where it is acknowledged and annotated; the jobs view has the run.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(Endpoint::Unix(run.join("ward/api.sock")));
+    let mut failed = JobEvent::new("nightly-etl", "r1", JobEventKind::Finish);
+    failed.exit_code = Some(2);
+    failed.duration_s = Some(42.0);
+    rt.block_on(client.job_event(&failed)).unwrap();
+    s.keys(&["1"]);
+    s.wait_for(&[
+        "Incidents · 1 active",
+        "job nightly-etl failed (exit code 2)",
+    ]);
+    s.keys(&["5"]);
+    s.wait_for(&[
+        "! warning · ● open · #1 · job",
+        "job nightly-etl failures in a row: 1",
+    ]);
+    s.keys(&["a"]);
+    s.wait_for(&["incident 1 acknowledged", "◐ acked"]);
+    s.keys(&["n", "r", "e", "r", "u", "n", "Enter"]);
+    s.wait_for(&["incident 1 noted", "operator: rerun"]);
+    s.keys(&["6"]);
+    s.wait_for(&["nightly-etl", "✗ exit 2", "42.0s"]);
 
     // Resizing redraws cleanly, down to 80x24 and back.
     s.keys(&["1"]);
