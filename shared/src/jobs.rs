@@ -115,6 +115,30 @@ pub struct JobRun {
     pub bytes_out: Option<u64>,
 }
 
+impl JobRun {
+    /// A run that started at `at` and has reported nothing else yet.
+    pub fn started(job: &str, run: &str, at: TimestampMs) -> Self {
+        Self {
+            job: job.to_string(),
+            run: run.to_string(),
+            status: RunStatus::Running,
+            started: at,
+            ended: None,
+            last_heartbeat: at,
+            duration_s: None,
+            exit_code: None,
+            signal: None,
+            cpu_seconds: None,
+            peak_rss_bytes: None,
+            gpu_memory_bytes: None,
+            records_in: None,
+            records_out: None,
+            bytes_in: None,
+            bytes_out: None,
+        }
+    }
+}
+
 /// A job and how it is doing: `GET /api/v1/jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSummary {

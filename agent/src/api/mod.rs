@@ -290,17 +290,37 @@ async fn incident(
         .ok_or_else(|| incident_failure(IncidentError::NotFound(id)))
 }
 
+/// What every operator action shares: the id, the body, who acts; then
+/// `act` on the book.
+fn on_incident<B>(
+    s: &ApiState,
+    role: Role,
+    id: Result<AxumPath<String>, PathRejection>,
+    body: Result<Json<B>, JsonRejection>,
+    by: impl FnOnce(&B) -> Option<String>,
+    act: impl FnOnce(&mut crate::incidents::Incidents, u64, &str, B) -> Result<Incident, IncidentError>,
+) -> Result<Json<Incident>, Failure> {
+    let id = incident_id(id)?;
+    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    let who = actor(by(&body), role)?;
+    let out = act(&mut s.incidents.lock(), id, &who, body);
+    out.map(Json).map_err(incident_failure)
+}
+
 async fn acknowledge(
     State(s): State<ApiState>,
     Extension(role): Extension<Role>,
     id: Result<AxumPath<String>, PathRejection>,
     body: Result<Json<IncidentAction>, JsonRejection>,
 ) -> Result<Json<Incident>, Failure> {
-    let id = incident_id(id)?;
-    let Json(a) = body.map_err(|e| bad(e.body_text()))?;
-    let by = actor(a.by, role)?;
-    let out = s.incidents.lock().acknowledge(id, &by, now_ms());
-    out.map(Json).map_err(incident_failure)
+    on_incident(
+        &s,
+        role,
+        id,
+        body,
+        |a| a.by.clone(),
+        |book, id, by, _| book.acknowledge(id, by, now_ms()),
+    )
 }
 
 async fn resolve(
@@ -309,11 +329,14 @@ async fn resolve(
     id: Result<AxumPath<String>, PathRejection>,
     body: Result<Json<IncidentAction>, JsonRejection>,
 ) -> Result<Json<Incident>, Failure> {
-    let id = incident_id(id)?;
-    let Json(a) = body.map_err(|e| bad(e.body_text()))?;
-    let by = actor(a.by, role)?;
-    let out = s.incidents.lock().resolve(id, &by, now_ms());
-    out.map(Json).map_err(incident_failure)
+    on_incident(
+        &s,
+        role,
+        id,
+        body,
+        |a| a.by.clone(),
+        |book, id, by, _| book.resolve(id, by, now_ms()),
+    )
 }
 
 async fn note(
@@ -322,11 +345,14 @@ async fn note(
     id: Result<AxumPath<String>, PathRejection>,
     body: Result<Json<NoteRequest>, JsonRejection>,
 ) -> Result<Json<Incident>, Failure> {
-    let id = incident_id(id)?;
-    let Json(n) = body.map_err(|e| bad(e.body_text()))?;
-    let by = actor(n.by, role)?;
-    let out = s.incidents.lock().note(id, &by, &n.text, now_ms());
-    out.map(Json).map_err(incident_failure)
+    on_incident(
+        &s,
+        role,
+        id,
+        body,
+        |n| n.by.clone(),
+        |book, id, by, n| book.note(id, by, &n.text, now_ms()),
+    )
 }
 
 async fn feedback(
@@ -335,11 +361,14 @@ async fn feedback(
     id: Result<AxumPath<String>, PathRejection>,
     body: Result<Json<FeedbackRequest>, JsonRejection>,
 ) -> Result<Json<Incident>, Failure> {
-    let id = incident_id(id)?;
-    let Json(f) = body.map_err(|e| bad(e.body_text()))?;
-    let by = actor(f.by, role)?;
-    let out = s.incidents.lock().feedback(id, &by, f.feedback, now_ms());
-    out.map(Json).map_err(incident_failure)
+    on_incident(
+        &s,
+        role,
+        id,
+        body,
+        |f| f.by.clone(),
+        |book, id, by, f| book.feedback(id, by, f.feedback, now_ms()),
+    )
 }
 
 async fn jobs(State(s): State<ApiState>) -> Json<Vec<JobSummary>> {

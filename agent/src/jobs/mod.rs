@@ -296,24 +296,10 @@ impl JobBook {
         }
         let run = match e.kind {
             JobEventKind::Start | JobEventKind::Heartbeat => {
-                let run = job.running.entry(e.run.clone()).or_insert_with(|| JobRun {
-                    job: e.job.clone(),
-                    run: e.run.clone(),
-                    status: RunStatus::Running,
-                    started: at,
-                    ended: None,
-                    last_heartbeat: at,
-                    duration_s: None,
-                    exit_code: None,
-                    signal: None,
-                    cpu_seconds: None,
-                    peak_rss_bytes: None,
-                    gpu_memory_bytes: None,
-                    records_in: None,
-                    records_out: None,
-                    bytes_in: None,
-                    bytes_out: None,
-                });
+                let run = job
+                    .running
+                    .entry(e.run.clone())
+                    .or_insert_with(|| JobRun::started(&e.job, &e.run, at));
                 run.last_heartbeat = run.last_heartbeat.max(at);
                 merge_measures(run, e);
                 let run = run.clone();
@@ -326,24 +312,7 @@ impl JobBook {
                     None => {
                         let started = at - e.duration_s.map_or(0, |d| (d * 1000.0) as i64);
                         job.last_start = job.last_start.max(Some(started));
-                        JobRun {
-                            job: e.job.clone(),
-                            run: e.run.clone(),
-                            status: RunStatus::Running,
-                            started,
-                            ended: None,
-                            last_heartbeat: at,
-                            duration_s: None,
-                            exit_code: None,
-                            signal: None,
-                            cpu_seconds: None,
-                            peak_rss_bytes: None,
-                            gpu_memory_bytes: None,
-                            records_in: None,
-                            records_out: None,
-                            bytes_in: None,
-                            bytes_out: None,
-                        }
+                        JobRun::started(&e.job, &e.run, started)
                     }
                 };
                 merge_measures(&mut run, e);
