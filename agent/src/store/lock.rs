@@ -27,11 +27,32 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(&io)?;
-        match file.try_lock() {
+        // A lock this very process released can still be held for a moment
+        // by a child being spawned (fork copies the descriptor; exec closes
+        // it): when the file names this process, wait that moment out.
+        let me = format!("pid {} ", std::process::id());
+        let mut tries = 0;
+        let locked = loop {
+            match file.try_lock() {
+                Err(TryLockError::WouldBlock) if tries < 100 => {
+                    let mut holder = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut holder);
+                    if !holder.starts_with(&me) {
+                        break Err(TryLockError::WouldBlock);
+                    }
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 // The holder is informative only: a read failure leaves it empty.
+                let _ = file.seek(SeekFrom::Start(0));
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
                 return Err(StoreError::Locked {
