@@ -55,6 +55,7 @@ pub struct RawConfig {
     pub api: RawApi,
     pub jobs: RawJobs,
     pub incidents: RawIncidents,
+    pub detect: RawDetect,
     pub log: RawLog,
 }
 
@@ -180,6 +181,28 @@ impl Default for RawJobs {
     }
 }
 
+/// `[detect]`: anomaly detection on every series of the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDetect {
+    /// Score every series and raise anomaly incidents.
+    pub enabled: bool,
+    /// Score (0 to 1) at which a sample is an anomaly.
+    pub threshold: f64,
+    /// Series with anomalies within 30 s of each other that open an incident.
+    pub min_series: i64,
+}
+
+impl Default for RawDetect {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 0.6,
+            min_series: 3,
+        }
+    }
+}
+
 /// `[incidents]`: how incidents live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -258,6 +281,8 @@ pub struct Config {
     pub statsd: Option<StatsdConfig>,
     pub jobs: JobsConfig,
     pub incidents: IncidentsConfig,
+    /// `None` when detection is off.
+    pub detect: Option<crate::detect::live::LiveSettings>,
     pub log: LogConfig,
 }
 
@@ -587,6 +612,30 @@ impl RawConfig {
             )?,
         };
 
+        let d = &self.detect;
+        if !(d.threshold > 0.0 && d.threshold < 1.0) {
+            return Err(invalid(
+                "detect.threshold",
+                &d.threshold.to_string(),
+                "a score between 0 and 1, such as 0.6",
+            ));
+        }
+        let min_series = usize::try_from(d.min_series)
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "detect.min_series",
+                    &d.min_series.to_string(),
+                    "a number from 1 to 1000",
+                )
+            })?;
+        let detect = d.enabled.then(|| crate::detect::live::LiveSettings {
+            threshold: d.threshold,
+            min_series,
+            ..Default::default()
+        });
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -635,6 +684,7 @@ impl RawConfig {
             statsd,
             jobs,
             incidents,
+            detect,
             log: LogConfig { level, format },
         })
     }
@@ -707,6 +757,10 @@ fn apply_env(
             toml::Value::Integer(_) => value
                 .parse::<i64>()
                 .map(toml::Value::Integer)
+                .unwrap_or(toml::Value::String(value)),
+            toml::Value::Float(_) => value
+                .parse::<f64>()
+                .map(toml::Value::Float)
                 .unwrap_or(toml::Value::String(value)),
             toml::Value::Boolean(_) => value
                 .parse::<bool>()

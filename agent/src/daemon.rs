@@ -32,9 +32,11 @@ use crate::collect::network::NetworkCollector;
 use crate::collect::process::{ProcessCollector, ProcessTable};
 use crate::collect::runner::{Collectors, SampleSink};
 use crate::config::Config;
+use crate::detect::live::{Feed, LiveSettings, Msg};
 use crate::incidents::{Incidents, SharedIncidents};
 use crate::jobs::{JobBook, SharedJobs};
 use crate::store::{Store, StoreError};
+use ward_shared::incident::IncidentContext;
 
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -101,6 +103,88 @@ impl SampleSink for SharedStore {
 
     fn append(&mut self, samples: &[Sample]) -> Result<(), StoreError> {
         self.lock().append(samples).map(|_| ())
+    }
+}
+
+/// Where the collectors' writer puts samples: the store, then detection.
+struct DetectingSink {
+    store: SharedStore,
+    feed: Option<Feed>,
+}
+
+impl SampleSink for DetectingSink {
+    fn register(&mut self, desc: SeriesDesc) -> Result<SeriesId, StoreError> {
+        let id = self.store.lock().register(desc.clone())?;
+        if let Some(feed) = &self.feed {
+            feed.send(Msg::Describe(id, desc));
+        }
+        Ok(id)
+    }
+
+    fn append(&mut self, samples: &[Sample]) -> Result<(), StoreError> {
+        self.store.lock().append(samples)?;
+        if let Some(feed) = &self.feed {
+            feed.send(Msg::Samples(samples.to_vec()));
+        }
+        Ok(())
+    }
+}
+
+/// Starts the detection thread, with what incidents say was going on and
+/// where the host anomaly rate is written.
+fn start_detection(
+    settings: LiveSettings,
+    host: &str,
+    store: &SharedStore,
+    incidents: &SharedIncidents,
+    jobs: &SharedJobs,
+    processes: &ProcessTable,
+    gpus: &GpuTable,
+) -> Option<(Feed, std::thread::JoinHandle<()>)> {
+    let context = {
+        let (jobs, processes, gpus) = (jobs.clone(), processes.clone(), gpus.clone());
+        Box::new(move || IncidentContext {
+            jobs: jobs.lock().running_now(),
+            processes: processes
+                .latest()
+                .by_cpu
+                .iter()
+                .take(3)
+                .map(|p| format!("{} (pid {}, {:.0}% CPU)", p.name, p.pid, p.cpu * 100.0))
+                .collect(),
+            gpus: gpus
+                .latest()
+                .devices
+                .iter()
+                .map(|d| match d.utilization {
+                    Some(u) => format!("{} {} ({:.0}% busy)", d.name, d.uuid, u * 100.0),
+                    None => format!("{} {}", d.name, d.uuid),
+                })
+                .collect(),
+        })
+    };
+    let rate = {
+        let store = store.clone();
+        let key = crate::collect::key("ward.anomaly.rate", &[("host.name", host)]);
+        let mut id = None;
+        move |ts, value| {
+            let mut s = store.lock();
+            if id.is_none() {
+                id = s.register(SeriesDesc::gauge(key.clone(), "1")).ok();
+            }
+            if let Some(series) = id
+                && let Err(e) = s.append(&[Sample { series, ts, value }])
+            {
+                warn!(error = %e, "could not store the anomaly rate");
+            }
+        }
+    };
+    match crate::detect::live::start(settings, host, incidents.clone(), context, rate) {
+        Ok(started) => Some(started),
+        Err(e) => {
+            error!(error = %e, "anomaly detection unavailable: its thread did not start");
+            None
+        }
     }
 }
 
@@ -194,7 +278,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             Err(e) => error!(addr = %st.listen, error = %e, "statsd listener unavailable"),
         }
     }
-    let running = Collectors::start(all, store.clone(), &config.agent.host_name);
+    let detection = match &config.detect {
+        Some(settings) => start_detection(
+            settings.clone(),
+            &config.agent.host_name,
+            &store,
+            &incidents,
+            &jobs,
+            &processes,
+            &gpus,
+        ),
+        None => None,
+    };
+    let sink = DetectingSink {
+        store: store.clone(),
+        feed: detection.as_ref().map(|(feed, _)| feed.clone()),
+    };
+    let running = Collectors::start(all, sink, &config.agent.host_name);
     info!(
         data_dir = %config.agent.data_dir.display(),
         host = %config.agent.host_name,
@@ -350,6 +450,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     // Collector threads finish their tick and the writer drains what they sent.
     if let Err(e) = tokio::task::spawn_blocking(move || running.shutdown()).await {
         error!(error = %e, "collectors did not stop cleanly");
+    }
+    // The detection thread ends once the last feed is gone; it holds the
+    // store and the incidents, so it goes before they are closed.
+    if let Some((feed, thread)) = detection {
+        drop(feed);
+        if tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .is_err()
+        {
+            error!("the detection thread did not stop cleanly");
+        }
     }
     shutdown.cancel();
     tracker.wait().await;

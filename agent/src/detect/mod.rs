@@ -24,6 +24,7 @@
 //! Causal: the score of a row uses only that row and the rows before it.
 
 pub mod csv;
+pub mod live;
 
 use std::collections::VecDeque;
 

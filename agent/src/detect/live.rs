@@ -1,0 +1,584 @@
+//! Detection in the running agent: a detector per series, fed with every
+//! sample the collectors store, on a thread of its own so that training
+//! never delays collection; anomalies that start close together become one
+//! incident; the host anomaly rate is a series of its own.
+//!
+//! - Every numeric series is scored, counters as their per-second rate,
+//!   except the agent's own (`ward.*`), which would mostly measure Ward.
+//! - A sample whose score reaches the series' threshold is an anomaly.
+//!   Anomalies of at least [`LiveSettings::min_series`] series within
+//!   [`LiveSettings::group_window_ms`] open the host's anomaly incident
+//!   (key `anomaly:HOST`); later ones join it while it lasts; after
+//!   [`LiveSettings::quiet_ms`] without any, its condition is cleared (and
+//!   the incident book resolves it after its quiet period).
+//! - Each signal names the series, its value against the range expected from
+//!   its recent past (exponentially weighted mean +/- 3 sigma over about ten
+//!   minutes), and the model that fired: the k-means models kept, when the
+//!   newest was trained and on how many rows.
+//! - Operator feedback is sensitivity: a series in an anomaly incident marked
+//!   "false positive" or "expected" needs a higher score to count again
+//!   (halfway from its threshold to 1), for as long as that feedback stands;
+//!   changing the feedback to "confirmed" gives the threshold back.
+//! - `ward.anomaly.rate{host.name}`: the share of scored series with an
+//!   anomaly in the last 10 s, smoothed over about a minute, once a second.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+
+use tracing::warn;
+use ward_shared::incident::{Feedback, IncidentContext, IncidentSource, Severity, Signal};
+use ward_shared::{MetricKind, Sample, SeriesDesc, SeriesId, TimestampMs};
+
+use super::{Detector, Params};
+use crate::incidents::{Raise, SharedIncidents};
+
+/// How live detection decides.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub params: Params,
+    /// Score at which a sample is an anomaly.
+    pub threshold: f64,
+    /// Series with anomalies within the group window that open an incident.
+    pub min_series: usize,
+    pub group_window_ms: i64,
+    /// Time without anomalies after which the incident's condition is cleared.
+    pub quiet_ms: i64,
+    /// Most series scored; more are left unscored and counted.
+    pub max_series: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            params: Params::default(),
+            threshold: 0.6,
+            min_series: 3,
+            group_window_ms: 30_000,
+            quiet_ms: 120_000,
+            max_series: 2000,
+        }
+    }
+}
+
+/// What the bank knows of a series.
+struct Watched {
+    key: String,
+    unit: String,
+    counter: bool,
+    detector: Detector,
+    last: Option<(TimestampMs, f64)>,
+    /// Exponentially weighted mean and variance of the scored values.
+    mean: f64,
+    var: f64,
+    seen: u64,
+}
+
+/// One anomalous sample.
+#[derive(Debug, Clone)]
+struct Flag {
+    ts: TimestampMs,
+    series: SeriesId,
+    score: f64,
+    value: f64,
+    expected: (f64, f64),
+}
+
+/// What was going on at the time, for an incident's context.
+pub type ContextFn = Box<dyn Fn() -> IncidentContext + Send>;
+
+/// Every detector of the node, and the grouping of their anomalies.
+pub struct Bank {
+    settings: LiveSettings,
+    host: String,
+    series: HashMap<SeriesId, Watched>,
+    /// Anomalies of the group window, oldest first.
+    flags: VecDeque<Flag>,
+    /// The open episode: the strongest anomaly of each series in it.
+    episode: Option<BTreeMap<SeriesId, Flag>>,
+    /// Series keys whose threshold operator feedback has raised.
+    desensitized: HashSet<String>,
+    pub unscored: u64,
+    rate: f64,
+}
+
+impl std::fmt::Debug for Bank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bank")
+            .field("series", &self.series.len())
+            .field("flags", &self.flags.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_scored(desc: &SeriesDesc) -> bool {
+    !desc.key.name.starts_with("ward.")
+}
+
+impl Bank {
+    pub fn new(settings: LiveSettings, host: &str) -> Self {
+        Self {
+            settings,
+            host: host.to_string(),
+            series: HashMap::new(),
+            flags: VecDeque::new(),
+            episode: None,
+            desensitized: HashSet::new(),
+            unscored: 0,
+            rate: 0.0,
+        }
+    }
+
+    pub fn describe(&mut self, id: SeriesId, desc: &SeriesDesc) {
+        if !is_scored(desc) || self.series.contains_key(&id) {
+            return;
+        }
+        if self.series.len() >= self.settings.max_series {
+            self.unscored += 1;
+            return;
+        }
+        // Stagger trainings: series registered together must not all train
+        // on the same tick.
+        let mut params = self.settings.params.clone();
+        params.warm_up += (id.0 as usize * 37) % params.retrain_every.max(1);
+        self.series.insert(
+            id,
+            Watched {
+                key: desc.key.to_string(),
+                unit: desc.unit.clone(),
+                counter: desc.kind == MetricKind::Counter,
+                detector: Detector::new(params),
+                last: None,
+                mean: 0.0,
+                var: 0.0,
+                seen: 0,
+            },
+        );
+    }
+
+    /// Scores `samples`; anomalies are remembered for grouping.
+    pub fn score(&mut self, samples: &[Sample]) {
+        for s in samples {
+            let Some(w) = self.series.get_mut(&s.series) else {
+                continue;
+            };
+            let value = if w.counter {
+                let prev = w.last.replace((s.ts, s.value));
+                match prev {
+                    Some((t, v)) if s.ts > t && s.value >= v => {
+                        (s.value - v) * 1000.0 / (s.ts - t) as f64
+                    }
+                    // First sample, or a reset: no rate yet.
+                    _ => continue,
+                }
+            } else {
+                s.value
+            };
+            let expected = if w.seen >= 60 {
+                let sd = w.var.sqrt();
+                (w.mean - 3.0 * sd, w.mean + 3.0 * sd)
+            } else {
+                (f64::NEG_INFINITY, f64::INFINITY)
+            };
+            let score = w.detector.score(value);
+            // About ten minutes of memory at one sample a second.
+            let alpha = if w.seen == 0 {
+                1.0
+            } else {
+                (1.0 / (w.seen as f64 + 1.0)).max(1.0 / 600.0)
+            };
+            let d = value - w.mean;
+            w.mean += alpha * d;
+            w.var = (1.0 - alpha) * (w.var + alpha * d * d);
+            w.seen += 1;
+            let threshold = if self.desensitized.contains(&w.key) {
+                (self.settings.threshold + 1.0) / 2.0
+            } else {
+                self.settings.threshold
+            };
+            if score >= threshold {
+                self.flags.push_back(Flag {
+                    ts: s.ts,
+                    series: s.series,
+                    score,
+                    value,
+                    expected,
+                });
+            }
+        }
+    }
+
+    /// Feedback on anomaly incidents sets which series count less.
+    pub fn apply_feedback(&mut self, incidents: &[ward_shared::incident::Incident]) {
+        self.desensitized = incidents
+            .iter()
+            .filter(|i| i.source == IncidentSource::Anomaly)
+            .filter(|i| {
+                matches!(
+                    i.feedback,
+                    Some(Feedback::FalsePositive | Feedback::Expected)
+                )
+            })
+            .flat_map(|i| i.signals.iter().map(|s| s.what.clone()))
+            .collect();
+    }
+
+    /// Groups the anomalies up to `now`: opens, updates or clears the host's
+    /// incident; returns the anomaly rate to record.
+    pub fn group(
+        &mut self,
+        now: TimestampMs,
+        incidents: &SharedIncidents,
+        context: &dyn Fn() -> IncidentContext,
+    ) -> f64 {
+        let window = self.settings.group_window_ms;
+        while self.flags.front().is_some_and(|f| f.ts < now - window) {
+            self.flags.pop_front();
+        }
+        let recent: HashSet<SeriesId> = self
+            .flags
+            .iter()
+            .filter(|f| f.ts >= now - 10_000)
+            .map(|f| f.series)
+            .collect();
+        let share = recent.len() as f64 / self.series.len().max(1) as f64;
+        self.rate += (share - self.rate) / 60.0;
+        let in_window: HashSet<SeriesId> = self.flags.iter().map(|f| f.series).collect();
+        let key = format!("anomaly:{}", self.host);
+        let grows = match &self.episode {
+            None => in_window.len() >= self.settings.min_series,
+            Some(seen) => self.flags.iter().any(|f| {
+                seen.get(&f.series)
+                    .is_none_or(|old| f.score > old.score && f.ts > old.ts)
+            }),
+        };
+        if grows {
+            let seen = self.episode.get_or_insert_with(BTreeMap::new);
+            for f in &self.flags {
+                let keep = seen.get(&f.series).is_none_or(|old| f.score >= old.score);
+                if keep {
+                    seen.insert(f.series, f.clone());
+                }
+            }
+            let raise = self.describe_episode(&key, context());
+            if let Err(e) = incidents.lock().raise(raise, now) {
+                warn!(error = %e, "could not record the anomaly incident");
+            }
+        } else if let Some(seen) = &self.episode {
+            let last = seen.values().map(|f| f.ts).max().unwrap_or(now);
+            let latest = self.flags.back().map_or(last, |f| f.ts.max(last));
+            if now - latest >= self.settings.quiet_ms {
+                self.episode = None;
+                let quiet = self.settings.quiet_ms / 1000;
+                if let Err(e) =
+                    incidents
+                        .lock()
+                        .clear(&key, &format!("no anomaly for {quiet} s"), now)
+                {
+                    warn!(error = %e, "could not clear the anomaly incident");
+                }
+            }
+        }
+        self.rate
+    }
+
+    fn describe_episode(&self, key: &str, context: IncidentContext) -> Raise {
+        let mut flags: Vec<&Flag> = self
+            .episode
+            .as_ref()
+            .map(|s| s.values().collect())
+            .unwrap_or_default();
+        flags.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let total: f64 = flags.iter().map(|f| f.score).sum::<f64>().max(1e-9);
+        let signals: Vec<Signal> = flags
+            .iter()
+            .filter_map(|f| {
+                let w = self.series.get(&f.series)?;
+                let models: Vec<_> = w.detector.models().collect();
+                let newest = models.last();
+                Some(Signal {
+                    what: w.key.clone(),
+                    observed: f.value,
+                    expected_low: f.expected.0.is_finite().then_some(f.expected.0),
+                    expected_high: f.expected.1.is_finite().then_some(f.expected.1),
+                    unit: if w.counter { format!("{}/s", w.unit) } else { w.unit.clone() },
+                    contribution: f.score / total,
+                    model: match newest {
+                        Some(m) => format!(
+                            "k-means (k=2) on shape and level, score {:.2}; {} models kept, the newest trained at row {} on the {} rows before it",
+                            f.score,
+                            models.len(),
+                            m.trained_at,
+                            m.trained_on
+                        ),
+                        None => format!("k-means (k=2), score {:.2}", f.score),
+                    },
+                })
+            })
+            // The twenty that explain most.
+            .take(20)
+            .collect();
+        let share = flags.len() as f64 / self.series.len().max(1) as f64;
+        let lead = signals.first().map_or("?", |s| s.what.as_str());
+        Raise {
+            key: key.to_string(),
+            title: format!(
+                "{} series unusual at once on {}, led by {lead}",
+                flags.len(),
+                self.host
+            ),
+            severity: if share >= 0.25 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            source: IncidentSource::Anomaly,
+            signals,
+            context,
+        }
+    }
+}
+
+/// Messages to the detection thread.
+#[derive(Debug)]
+pub enum Msg {
+    Describe(SeriesId, SeriesDesc),
+    Samples(Vec<Sample>),
+}
+
+/// The collectors' side: hands samples over without ever waiting.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    tx: SyncSender<Msg>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl Feed {
+    pub fn send(&self, msg: Msg) {
+        match self.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Starts the detection thread; it ends when every [`Feed`] is dropped.
+pub fn start(
+    settings: LiveSettings,
+    host: &str,
+    incidents: SharedIncidents,
+    context: ContextFn,
+    rate: impl FnMut(TimestampMs, f64) + Send + 'static,
+) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    let bank = Bank::new(settings, host);
+    let handle = std::thread::Builder::new()
+        .name("detect".into())
+        .spawn(move || run(bank, rx, incidents, context, rate))?;
+    Ok((
+        Feed {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        },
+        handle,
+    ))
+}
+
+fn run(
+    mut bank: Bank,
+    rx: Receiver<Msg>,
+    incidents: SharedIncidents,
+    context: ContextFn,
+    mut rate: impl FnMut(TimestampMs, f64),
+) {
+    let mut last_group = 0;
+    let mut ticks = 0u64;
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Describe(id, desc) => bank.describe(id, &desc),
+            Msg::Samples(samples) => {
+                let now = samples.iter().map(|s| s.ts).max().unwrap_or(0);
+                bank.score(&samples);
+                if now >= last_group + 1000 {
+                    last_group = now;
+                    ticks += 1;
+                    if ticks % 10 == 1 {
+                        bank.apply_feedback(&incidents.lock().list(true));
+                    }
+                    let r = bank.group(now, &incidents, &*context);
+                    rate(now, r);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::SharedStore;
+    use crate::incidents::Incidents;
+    use crate::store::{Store, StoreOptions};
+    use ward_shared::incident::IncidentState;
+    use ward_shared::{Labels, SeriesKey};
+
+    fn desc(name: &str, kind: MetricKind) -> SeriesDesc {
+        let key = SeriesKey::new(name, Labels::default()).unwrap();
+        match kind {
+            MetricKind::Counter => SeriesDesc::counter(key, "By", 0),
+            MetricKind::Gauge => SeriesDesc::gauge(key, "1"),
+        }
+    }
+
+    /// Ten quiet series for 12 minutes at 1 s; at minute 8, three of them
+    /// jump together for a few seconds.
+    #[test]
+    fn anomalies_that_start_together_become_one_incident_that_explains_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let incidents = SharedIncidents::new(Incidents::open(store, 60_000).unwrap());
+        // Smaller models than the agent's, for a test that runs in seconds.
+        let settings = LiveSettings {
+            params: Params {
+                warm_up: 120,
+                train_window: 300,
+                retrain_every: 150,
+                models: 3,
+                ..Params::default()
+            },
+            ..LiveSettings::default()
+        };
+        let mut bank = Bank::new(settings, "db-7");
+        for i in 0..10u32 {
+            let kind = if i == 0 {
+                MetricKind::Counter
+            } else {
+                MetricKind::Gauge
+            };
+            bank.describe(SeriesId(i), &desc(&format!("test.s{i}"), kind));
+        }
+        bank.describe(
+            SeriesId(99),
+            &desc("ward.agent.cpu.time", MetricKind::Counter),
+        );
+        let context = || IncidentContext {
+            jobs: vec!["etl run 7".into()],
+            ..Default::default()
+        };
+        let mut counter = 0.0;
+        let mut opened_at = None;
+        let mut rates = Vec::new();
+        for t in 0..720i64 {
+            let ts = t * 1000;
+            let jump = (480..485).contains(&t);
+            let mut samples = Vec::new();
+            for i in 0..10u32 {
+                let base = 50.0 + f64::from(i) + ((t as f64) / 30.0 + f64::from(i)).sin();
+                let value = match i {
+                    0 => {
+                        counter += if jump {
+                            90_000.0
+                        } else {
+                            1000.0 + (t % 7) as f64
+                        };
+                        counter
+                    }
+                    1 | 2 if jump => base * 4.0,
+                    _ => base,
+                };
+                samples.push(Sample {
+                    series: SeriesId(i),
+                    ts,
+                    value,
+                });
+            }
+            bank.score(&samples);
+            rates.push(bank.group(ts, &incidents, &context));
+            if opened_at.is_none() && !incidents.lock().list(false).is_empty() {
+                opened_at = Some(t);
+            }
+        }
+        let opened_at = opened_at.expect("the joint jump opens an incident");
+        assert!((480..490).contains(&opened_at), "opened at {opened_at} s");
+        let all = incidents.lock().list(true);
+        assert_eq!(all.len(), 1, "one incident for the episode: {all:#?}");
+        let i = &all[0];
+        assert_eq!(i.key, "anomaly:db-7");
+        assert_eq!(i.source, IncidentSource::Anomaly);
+        assert!(
+            i.title
+                .starts_with("3 series unusual at once on db-7, led by test.s"),
+            "{}",
+            i.title
+        );
+        let what: HashSet<&str> = i.signals.iter().map(|s| s.what.as_str()).collect();
+        assert_eq!(what, HashSet::from(["test.s0", "test.s1", "test.s2"]));
+        let s1 = i.signals.iter().find(|s| s.what == "test.s1").unwrap();
+        assert!(s1.observed > s1.expected_high.unwrap(), "{s1:?}");
+        let s0 = i.signals.iter().find(|s| s.what == "test.s0").unwrap();
+        assert_eq!(s0.unit, "By/s", "a counter is judged by its rate");
+        assert!(s0.observed > 80_000.0, "{s0:?}");
+        assert!(
+            s1.model.contains("models kept, the newest trained at row"),
+            "{}",
+            s1.model
+        );
+        let total: f64 = i.signals.iter().map(|s| s.contribution).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert_eq!(i.context.jobs, ["etl run 7"]);
+        // Quiet again: cleared after the quiet period.
+        assert!(
+            i.cleared.is_some(),
+            "cleared after {} s of quiet",
+            LiveSettings::default().quiet_ms / 1000
+        );
+        assert_eq!(
+            i.state,
+            IncidentState::Open,
+            "the book resolves it on its own clock"
+        );
+        assert!(
+            rates[485] > rates[400],
+            "the anomaly rate rises with the episode"
+        );
+        assert!(rates.iter().all(|r| (0.0..=1.0).contains(r)));
+    }
+
+    #[test]
+    fn a_false_positive_raises_the_bar_for_its_series_until_taken_back() {
+        let mut bank = Bank::new(LiveSettings::default(), "h");
+        let incident = |feedback| ward_shared::incident::Incident {
+            id: 1,
+            key: "anomaly:h".into(),
+            title: String::new(),
+            severity: Severity::Warning,
+            state: ward_shared::incident::IncidentState::Resolved,
+            source: IncidentSource::Anomaly,
+            opened: 0,
+            updated: 0,
+            peak: 0,
+            cleared: None,
+            resolved: None,
+            signals: vec![Signal {
+                what: "test.s1".into(),
+                observed: 1.0,
+                expected_low: None,
+                expected_high: None,
+                unit: "1".into(),
+                contribution: 1.0,
+                model: String::new(),
+            }],
+            context: IncidentContext::default(),
+            notes: Vec::new(),
+            feedback,
+            history: Vec::new(),
+        };
+        bank.apply_feedback(&[incident(Some(Feedback::FalsePositive))]);
+        assert!(bank.desensitized.contains("test.s1"));
+        bank.apply_feedback(&[incident(Some(Feedback::Confirmed))]);
+        assert!(bank.desensitized.is_empty(), "reversible");
+    }
+}
