@@ -347,6 +347,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         },
         failed.clone(),
     ));
+    let detect_stats = detection.as_ref().map(|(feed, _)| feed.stats.clone());
     let build_status = {
         let (store, gpus) = (store.clone(), gpus.clone());
         let (jobs, incidents, spool) = (jobs.clone(), incidents.clone(), spool.clone());
@@ -378,6 +379,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                         incidents_active: incidents.lock().list(false).len() as u64,
                     }
                 },
+                detect: detect_stats
+                    .as_ref()
+                    .map(|d| ward_shared::status::DetectHealth {
+                        series: d.series.load(Ordering::Relaxed),
+                        dropped_batches: d.dropped.load(Ordering::Relaxed),
+                        anomaly_rate: f64::from_bits(d.rate.load(Ordering::Relaxed)),
+                    }),
             }
         })
     };

@@ -92,6 +92,15 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         "jobs: {} ({} running), {} events accepted, {} refused; spool: {} reports delivered, {} unreadable; incidents: {} active\n",
         j.jobs, j.running, j.events_accepted, j.events_refused, j.spool_files_delivered, j.spool_files_bad, j.incidents_active
     ));
+    match &s.detect {
+        Some(d) => out.push_str(&format!(
+            "detection: {} series scored, anomaly rate {:.1}%, {} batches dropped\n",
+            d.series,
+            d.anomaly_rate * 100.0,
+            d.dropped_batches
+        )),
+        None => out.push_str("detection: off\n"),
+    }
     match &s.gpu_unavailable {
         Some(why) => out.push_str(&format!("gpus: unavailable ({why})\n")),
         None => out.push_str(&format!("gpus: {}\n", s.gpus)),

@@ -214,6 +214,11 @@ fn status_tells_how_each_collector_is_doing() {
     let gpu = out.collectors.iter().find(|c| c.name == "gpu").unwrap();
     assert!(gpu.state.starts_with("unsupported: NVML"), "{}", gpu.state);
     assert!(out.store.samples_accepted > 100);
+    // Every host series has a detector; the agent's own are left out.
+    let detect = out.detect.expect("detection is on by default");
+    assert!(detect.series > 20, "{detect:?}");
+    assert!(detect.series < out.store.series, "{detect:?}");
+    assert_eq!(detect.dropped_batches, 0);
 
     let text = agent()
         .args(["status", "--data-dir"])

@@ -23,6 +23,19 @@ pub struct AgentStatus {
     pub store: StoreHealth,
     #[serde(default)]
     pub jobs: JobsHealth,
+    /// Anomaly detection; `None` when it is off.
+    #[serde(default)]
+    pub detect: Option<DetectHealth>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectHealth {
+    /// Series with a detector.
+    pub series: u64,
+    /// Sample batches the detection thread was too busy to take.
+    pub dropped_batches: u64,
+    /// Share of scored series with an anomaly lately, smoothed.
+    pub anomaly_rate: f64,
 }
 
 /// Jobs and incidents, in short.

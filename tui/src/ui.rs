@@ -1070,6 +1070,7 @@ mod tests {
             gpu_unavailable: Some("NVML could not be loaded".into()),
             gpus: 0,
             jobs: Default::default(),
+            detect: None,
             store: StoreHealth::default(),
         }));
         app.apply(Update::Overview(Overview {

@@ -347,11 +347,22 @@ pub enum Msg {
     Samples(Vec<Sample>),
 }
 
+/// How detection is doing, for the agent's status.
+#[derive(Debug, Default)]
+pub struct DetectStats {
+    /// Series with a detector.
+    pub series: AtomicU64,
+    /// Batches the detection thread was too busy to take.
+    pub dropped: AtomicU64,
+    /// The host anomaly rate, as f64 bits.
+    pub rate: AtomicU64,
+}
+
 /// The collectors' side: hands samples over without ever waiting.
 #[derive(Debug, Clone)]
 pub struct Feed {
     tx: SyncSender<Msg>,
-    pub dropped: Arc<AtomicU64>,
+    pub stats: Arc<DetectStats>,
 }
 
 impl Feed {
@@ -359,7 +370,7 @@ impl Feed {
         match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -375,16 +386,12 @@ pub fn start(
 ) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
     let bank = Bank::new(settings, host);
+    let stats = Arc::new(DetectStats::default());
+    let shared = stats.clone();
     let handle = std::thread::Builder::new()
         .name("detect".into())
-        .spawn(move || run(bank, rx, incidents, context, rate))?;
-    Ok((
-        Feed {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        },
-        handle,
-    ))
+        .spawn(move || run(bank, rx, incidents, context, rate, &shared))?;
+    Ok((Feed { tx, stats }, handle))
 }
 
 fn run(
@@ -393,6 +400,7 @@ fn run(
     incidents: SharedIncidents,
     context: ContextFn,
     mut rate: impl FnMut(TimestampMs, f64),
+    stats: &DetectStats,
 ) {
     let mut last_group = 0;
     let mut ticks = 0u64;
@@ -410,6 +418,10 @@ fn run(
                     }
                     let r = bank.group(now, &incidents, &*context);
                     rate(now, r);
+                    stats
+                        .series
+                        .store(bank.series.len() as u64, Ordering::Relaxed);
+                    stats.rate.store(r.to_bits(), Ordering::Relaxed);
                 }
             }
         }
