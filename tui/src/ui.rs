@@ -340,7 +340,15 @@ fn incident_widths(compact: bool) -> [Constraint; 4] {
 fn draw_incident_summary(f: &mut Frame, app: &App, area: Rect) {
     let now = screen_now(app);
     let active: Vec<&Incident> = app.incidents.iter().filter(|i| i.is_active()).collect();
-    let title = format!("Incidents · {} active · 5 to open", active.len());
+    let rate = match app.status.as_ref().and_then(|s| s.detect.as_ref()) {
+        Some(d) => format!(
+            " · anomaly rate {:.1}% of {} series",
+            d.anomaly_rate * 100.0,
+            d.series
+        ),
+        None => " · detection off".to_string(),
+    };
+    let title = format!("Incidents · {} active{rate} · 5 to open", active.len());
     let block = Block::new().borders(Borders::ALL).title(title);
     if active.is_empty() {
         let jobs = app.jobs.len();
@@ -1070,7 +1078,11 @@ mod tests {
             gpu_unavailable: Some("NVML could not be loaded".into()),
             gpus: 0,
             jobs: Default::default(),
-            detect: None,
+            detect: Some(ward_shared::status::DetectHealth {
+                series: 142,
+                dropped_batches: 0,
+                anomaly_rate: 0.021,
+            }),
             store: StoreHealth::default(),
         }));
         app.apply(Update::Overview(Overview {
