@@ -179,7 +179,14 @@ fn start_detection(
             }
         }
     };
-    match crate::detect::live::start(settings, host, incidents.clone(), context, rate) {
+    match crate::detect::live::start(
+        settings,
+        host,
+        store.clone(),
+        incidents.clone(),
+        context,
+        rate,
+    ) {
         Ok(started) => Some(started),
         Err(e) => {
             error!(error = %e, "anomaly detection unavailable: its thread did not start");

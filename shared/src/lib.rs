@@ -11,6 +11,7 @@ pub mod incident;
 pub mod jobs;
 pub mod model;
 pub mod status;
+pub mod time;
 
 pub use model::{
     Labels, MetricKind, Sample, SeriesDesc, SeriesId, SeriesKey, SeriesKeyError, TimestampMs,

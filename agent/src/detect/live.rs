@@ -27,12 +27,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
-use tracing::warn;
+use tracing::{debug, warn};
 use ward_shared::incident::{Feedback, IncidentContext, IncidentSource, Severity, Signal};
 use ward_shared::{MetricKind, Sample, SeriesDesc, SeriesId, TimestampMs};
 
-use super::{Detector, Params};
+use super::{Detector, Params, SAVED_FORMAT, Saved};
+use crate::daemon::SharedStore;
 use crate::incidents::{Raise, SharedIncidents};
+use crate::store::Collection;
 
 /// How live detection decides.
 #[derive(Debug, Clone)]
@@ -85,6 +87,9 @@ struct Flag {
     expected: (f64, f64),
 }
 
+/// How often the detectors' models are written to the store.
+const SAVE_EVERY_MS: i64 = 10 * 60_000;
+
 /// What was going on at the time, for an incident's context.
 pub type ContextFn = Box<dyn Fn() -> IncidentContext + Send>;
 
@@ -101,6 +106,8 @@ pub struct Bank {
     desensitized: HashSet<String>,
     pub unscored: u64,
     rate: f64,
+    /// Where models are kept across restarts.
+    store: Option<SharedStore>,
 }
 
 impl std::fmt::Debug for Bank {
@@ -127,7 +134,43 @@ impl Bank {
             desensitized: HashSet::new(),
             unscored: 0,
             rate: 0.0,
+            store: None,
         }
+    }
+
+    /// Keeps models in `store`: loaded when a series is first seen, saved by [`Bank::save`].
+    pub fn with_store(mut self, store: SharedStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Writes every detector's models to the store.
+    pub fn save(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let mut saved = 0;
+        for w in self.series.values() {
+            let Some(state) = w.detector.save() else {
+                continue;
+            };
+            let json = match serde_json::to_vec(&state) {
+                Ok(j) => j,
+                Err(e) => {
+                    warn!(series = %w.key, error = %e, "could not encode a detector's models");
+                    continue;
+                }
+            };
+            if let Err(e) = store
+                .lock()
+                .put_doc(Collection::Models, w.key.as_bytes(), &json)
+            {
+                warn!(error = %e, "could not save the detectors' models");
+                return;
+            }
+            saved += 1;
+        }
+        debug!(detectors = saved, "detector models saved");
     }
 
     pub fn describe(&mut self, id: SeriesId, desc: &SeriesDesc) {
@@ -142,13 +185,25 @@ impl Bank {
         // on the same tick.
         let mut params = self.settings.params.clone();
         params.warm_up += (id.0 as usize * 37) % params.retrain_every.max(1);
+        let key = desc.key.to_string();
+        let saved = self.store.as_ref().and_then(|st| {
+            let bytes = st
+                .lock()
+                .get_doc(Collection::Models, key.as_bytes())
+                .ok()??;
+            serde_json::from_slice::<Saved>(&bytes).ok()
+        });
+        let detector = match saved {
+            Some(saved) => Detector::restore(params, &saved),
+            None => Detector::new(params),
+        };
         self.series.insert(
             id,
             Watched {
-                key: desc.key.to_string(),
+                key,
                 unit: desc.unit.clone(),
                 counter: desc.kind == MetricKind::Counter,
-                detector: Detector::new(params),
+                detector,
                 last: None,
                 mean: 0.0,
                 var: 0.0,
@@ -181,7 +236,7 @@ impl Bank {
             } else {
                 (f64::NEG_INFINITY, f64::INFINITY)
             };
-            let score = w.detector.score(value);
+            let score = w.detector.score_at(s.ts, value);
             // About ten minutes of memory at one sample a second.
             let alpha = if w.seen == 0 {
                 1.0
@@ -306,10 +361,14 @@ impl Bank {
                     contribution: f.score / total,
                     model: match newest {
                         Some(m) => format!(
-                            "k-means (k=2) on shape and level, score {:.2}; {} models kept, the newest trained at row {} on the {} rows before it",
+                            "k-means (k=2) on shape and level, score {:.2}; {} models kept, the newest trained {} on the {} samples before it (model format {SAVED_FORMAT})",
                             f.score,
                             models.len(),
-                            m.trained_at,
+                            if m.trained_ts > 0 {
+                                format!("at {} (row {})", ward_shared::time::utc(m.trained_ts), m.trained_at)
+                            } else {
+                                format!("at row {}", m.trained_at)
+                            },
                             m.trained_on
                         ),
                         None => format!("k-means (k=2), score {:.2}", f.score),
@@ -380,12 +439,13 @@ impl Feed {
 pub fn start(
     settings: LiveSettings,
     host: &str,
+    store: SharedStore,
     incidents: SharedIncidents,
     context: ContextFn,
     rate: impl FnMut(TimestampMs, f64) + Send + 'static,
 ) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    let bank = Bank::new(settings, host);
+    let bank = Bank::new(settings, host).with_store(store);
     let stats = Arc::new(DetectStats::default());
     let shared = stats.clone();
     let handle = std::thread::Builder::new()
@@ -404,6 +464,7 @@ fn run(
 ) {
     let mut last_group = 0;
     let mut ticks = 0u64;
+    let mut last_save = 0;
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Describe(id, desc) => bank.describe(id, &desc),
@@ -422,16 +483,25 @@ fn run(
                         .series
                         .store(bank.series.len() as u64, Ordering::Relaxed);
                     stats.rate.store(r.to_bits(), Ordering::Relaxed);
+                    if now - last_save >= SAVE_EVERY_MS {
+                        if last_save > 0 {
+                            bank.save();
+                        }
+                        last_save = now;
+                    }
                 }
             }
         }
     }
+    // The agent is stopping: keep what was learnt.
+    bank.save();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::daemon::SharedStore;
+    use crate::detect::Model;
     use crate::incidents::Incidents;
     use crate::store::{Store, StoreOptions};
     use ward_shared::incident::IncidentState;
@@ -534,7 +604,8 @@ mod tests {
         assert_eq!(s0.unit, "By/s", "a counter is judged by its rate");
         assert!(s0.observed > 80_000.0, "{s0:?}");
         assert!(
-            s1.model.contains("models kept, the newest trained at row"),
+            s1.model
+                .contains("3 models kept, the newest trained at 1970-01-01 00:0"),
             "{}",
             s1.model
         );
@@ -557,6 +628,68 @@ mod tests {
             "the anomaly rate rises with the episode"
         );
         assert!(rates.iter().all(|r| (0.0..=1.0).contains(r)));
+    }
+
+    #[test]
+    fn models_are_kept_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let settings = LiveSettings {
+            params: Params {
+                warm_up: 60,
+                train_window: 120,
+                retrain_every: 60,
+                models: 2,
+                ..Params::default()
+            },
+            ..LiveSettings::default()
+        };
+        let mut bank = Bank::new(settings.clone(), "h").with_store(store.clone());
+        bank.describe(SeriesId(0), &desc("test.s0", MetricKind::Gauge));
+        for t in 0..300 {
+            let value = (f64::from(t) / 9.0).sin();
+            bank.score(&[Sample {
+                series: SeriesId(0),
+                ts: 1_000_000 + i64::from(t) * 1000,
+                value,
+            }]);
+        }
+        let before: Vec<Model> = bank.series[&SeriesId(0)]
+            .detector
+            .models()
+            .cloned()
+            .collect();
+        assert_eq!(before.len(), 2);
+        assert!(
+            before.iter().all(|m| m.trained_ts > 1_000_000),
+            "each model says when: {before:?}"
+        );
+        bank.save();
+        drop(bank);
+
+        // A new agent over the same store: the series' detector has its models back.
+        let mut again = Bank::new(settings.clone(), "h").with_store(store.clone());
+        again.describe(SeriesId(5), &desc("test.s0", MetricKind::Gauge));
+        let after: Vec<Model> = again.series[&SeriesId(5)]
+            .detector
+            .models()
+            .cloned()
+            .collect();
+        assert_eq!(after, before);
+        // Other parameters, other models: the saved ones are not used.
+        let mut other = Bank::new(
+            LiveSettings {
+                params: Params {
+                    train_window: 500,
+                    ..settings.params.clone()
+                },
+                ..settings
+            },
+            "h",
+        )
+        .with_store(store);
+        other.describe(SeriesId(5), &desc("test.s0", MetricKind::Gauge));
+        assert_eq!(other.series[&SeriesId(5)].detector.models().count(), 0);
     }
 
     #[test]

@@ -58,6 +58,17 @@ pub struct Params {
     pub record_decay: f64,
 }
 
+impl Params {
+    /// What a model's meaning depends on: saved models trained otherwise are
+    /// not used. (Warm-up, scoring and retraining pace do not change a model.)
+    pub fn model_shape(&self) -> String {
+        format!(
+            "k-means k=2, {DIM} features (shape lags {LAGS}, level weight {}), window {}",
+            self.level_weight, self.train_window
+        )
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Self {
@@ -74,7 +85,7 @@ impl Default for Params {
 }
 
 /// One trained model: its centroids and the scale of its training distances.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Model {
     pub centroids: Vec<[f64; DIM]>,
     /// 99th percentile of training vectors' distance to their nearest centroid.
@@ -82,7 +93,29 @@ pub struct Model {
     /// Rows seen when it was trained, and how many vectors it was trained on.
     pub trained_at: u64,
     pub trained_on: usize,
+    /// When it was trained (Unix ms; 0 offline, where rows have no clock).
+    #[serde(default)]
+    pub trained_ts: i64,
 }
+
+/// What a detector keeps across restarts: its models and the state they
+/// are read with. The vectors are not kept: new ones gather after a restart
+/// while the kept models score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    /// [`SAVED_FORMAT`] of the build that wrote it.
+    pub format: u32,
+    /// The parameters the models were trained with; others discard them.
+    pub params: String,
+    pub rows: u64,
+    pub lo: f64,
+    pub hi: f64,
+    pub record: f64,
+    pub models: Vec<Model>,
+}
+
+/// Version of [`Saved`].
+pub const SAVED_FORMAT: u32 = 1;
 
 impl Model {
     fn distance(&self, v: &[f64; DIM]) -> f64 {
@@ -121,6 +154,7 @@ fn train(vectors: &VecDeque<[f64; DIM]>, seed: u64, trained_at: u64) -> Option<M
         scale: 1.0,
         trained_at,
         trained_on: n,
+        trained_ts: 0,
     };
     let mut d: Vec<f64> = vectors.iter().map(|v| model.distance(v)).collect();
     d.sort_by(f64::total_cmp);
@@ -215,6 +249,43 @@ impl Detector {
         Some(v)
     }
 
+    /// What to keep across a restart; `None` before the first model.
+    pub fn save(&self) -> Option<Saved> {
+        (!self.models.is_empty()).then(|| Saved {
+            format: SAVED_FORMAT,
+            params: self.params.model_shape(),
+            rows: self.rows,
+            lo: self.lo,
+            hi: self.hi,
+            record: self.record,
+            models: self.models.iter().cloned().collect(),
+        })
+    }
+
+    /// A detector that goes on from `saved`, if it was written by this
+    /// format with these parameters; a fresh one otherwise.
+    pub fn restore(params: Params, saved: &Saved) -> Self {
+        let mut d = Self::new(params);
+        if saved.format == SAVED_FORMAT && saved.params == d.params.model_shape() {
+            d.rows = saved.rows;
+            (d.lo, d.hi, d.record) = (saved.lo, saved.hi, saved.record);
+            d.models = saved.models.iter().cloned().collect();
+        }
+        d
+    }
+
+    /// [`Detector::score`], with the sample's time recorded on the models it trains.
+    pub fn score_at(&mut self, ts: i64, value: f64) -> f64 {
+        let before = self.models.back().map(|m| m.trained_at);
+        let score = self.score(value);
+        if let Some(m) = self.models.back_mut()
+            && Some(m.trained_at) != before
+        {
+            m.trained_ts = ts;
+        }
+        score
+    }
+
     /// Scores the next value in [0, 1): the higher, the less like the past.
     pub fn score(&mut self, value: f64) -> f64 {
         self.rows += 1;
@@ -233,7 +304,10 @@ impl Detector {
         if self.vectors.len() > self.params.train_window {
             self.vectors.pop_front();
         }
+        // After a restart the kept models score while new vectors gather:
+        // no model is trained on fewer than half a warm-up of them.
         let due = self.rows as usize >= self.params.warm_up
+            && self.vectors.len() * 2 >= self.params.warm_up.min(self.params.train_window)
             && (self.models.is_empty()
                 || self.rows.is_multiple_of(self.params.retrain_every as u64));
         if due && let Some(m) = train(&self.vectors, self.rows, self.rows) {

@@ -46,6 +46,8 @@
 //!   'D' 'j' job name              -> JSON job settings (expected interval, max duration)
 //!   'D' 'r' job name 0x00 started:u64be run id
 //!                                 -> JSON JobRun
+//!   'D' 'm' series key            -> JSON detect::Saved (a detector's models, their format
+//!                                    version and parameters)
 //! ```
 //!
 //! Each tier has its own retention by age, and the data directory a total
@@ -96,6 +98,8 @@ pub enum Collection {
     Incidents,
     Jobs,
     JobRuns,
+    /// Anomaly detectors' models, by series key.
+    Models,
 }
 
 /// A document's key (without its collection's prefix) and bytes.
@@ -106,6 +110,7 @@ fn doc_key(collection: Collection, key: &[u8]) -> Vec<u8> {
         Collection::Incidents => b'i',
         Collection::Jobs => b'j',
         Collection::JobRuns => b'r',
+        Collection::Models => b'm',
     };
     let mut out = Vec::with_capacity(key.len() + 2);
     out.extend_from_slice(&[b'D', tag]);
@@ -572,6 +577,15 @@ impl Store {
         self.kv.insert(&doc_key(collection, key), value)?;
         self.index_dirty = true;
         Ok(())
+    }
+
+    /// One document, by its exact key.
+    pub fn get_doc(
+        &self,
+        collection: Collection,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(&doc_key(collection, key))
     }
 
     /// Removes a document; durable at the next flush.
