@@ -56,6 +56,7 @@ pub struct RawConfig {
     pub jobs: RawJobs,
     pub incidents: RawIncidents,
     pub detect: RawDetect,
+    pub rules: RawRules,
     pub log: RawLog,
 }
 
@@ -203,6 +204,28 @@ impl Default for RawDetect {
     }
 }
 
+/// `[rules]`: static rules beside the models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRules {
+    /// Raise when a filesystem would fill within this at the last hour's rate; "" turns it off.
+    pub filesystem_full_within: String,
+    /// Raise when a GPU is hotter than this, in °C; 0 turns it off.
+    pub gpu_max_temperature: f64,
+    /// Raise on every GPU XID error.
+    pub xid_errors: bool,
+}
+
+impl Default for RawRules {
+    fn default() -> Self {
+        Self {
+            filesystem_full_within: "24h".into(),
+            gpu_max_temperature: 85.0,
+            xid_errors: true,
+        }
+    }
+}
+
 /// `[incidents]`: how incidents live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -283,6 +306,7 @@ pub struct Config {
     pub incidents: IncidentsConfig,
     /// `None` when detection is off.
     pub detect: Option<crate::detect::live::LiveSettings>,
+    pub rules: crate::rules::RuleSettings,
     pub log: LogConfig,
 }
 
@@ -636,6 +660,31 @@ impl RawConfig {
             ..Default::default()
         });
 
+        let r = &self.rules;
+        let rules = crate::rules::RuleSettings {
+            filesystem_full_within: match r.filesystem_full_within.as_str() {
+                "" => None,
+                text => Some(duration(
+                    "rules.filesystem_full_within",
+                    text,
+                    Duration::from_secs(60),
+                    Duration::from_secs(366 * 86400),
+                )?),
+            },
+            gpu_max_temperature: match r.gpu_max_temperature {
+                0.0 => None,
+                t if (20.0..=150.0).contains(&t) => Some(t),
+                t => {
+                    return Err(invalid(
+                        "rules.gpu_max_temperature",
+                        &t.to_string(),
+                        "degrees Celsius from 20 to 150, or 0 for no limit",
+                    ));
+                }
+            },
+            xid_errors: r.xid_errors,
+        };
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -685,6 +734,7 @@ impl RawConfig {
             jobs,
             incidents,
             detect,
+            rules,
             log: LogConfig { level, format },
         })
     }

@@ -5,7 +5,8 @@
 //! - flush: every `store.flush_interval`, make accepted samples durable;
 //! - maintain: every minute, seal idle windows, apply retention and the budget;
 //! - health: every second, job clocks (overruns, missed runs), incidents
-//!   that have been quiet long enough, and every 5 s the job spool.
+//!   that have been quiet long enough, every 5 s the job spool, every 10 s
+//!   the static rules.
 //!
 //! Shutdown order: stop the API, stop the collectors (no new samples), stop
 //! the timers, then flush and seal the store, then release the data directory.
@@ -35,6 +36,7 @@ use crate::config::Config;
 use crate::detect::live::{Feed, LiveSettings, Msg};
 use crate::incidents::{Incidents, SharedIncidents};
 use crate::jobs::{JobBook, SharedJobs};
+use crate::rules::Rules;
 use crate::store::{Store, StoreError};
 use ward_shared::incident::IncidentContext;
 
@@ -42,6 +44,8 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Job clocks (overruns, missed runs) and incident auto-resolution.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// Static rules run every this many health ticks.
+const RULES_EVERY_TICKS: u64 = 10;
 /// The spool is read every this many health ticks.
 const SPOOL_EVERY_TICKS: u64 = 5;
 
@@ -335,9 +339,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         shutdown.clone(),
         {
             let (jobs, incidents, spool) = (jobs.clone(), incidents.clone(), spool.clone());
+            let (store, gpus) = (store.clone(), gpus.clone());
+            let mut rules = Rules::new(config.rules.clone());
             let mut ticks = 0u64;
             move || {
                 ticks += 1;
+                if ticks % RULES_EVERY_TICKS == 1 {
+                    rules.check(now_ms(), &store, &gpus, &mut incidents.lock())?;
+                }
                 if ticks % SPOOL_EVERY_TICKS == 1 {
                     let drained = crate::jobs::spool::drain(&spool_dir, |e| {
                         let mut book = jobs.lock();

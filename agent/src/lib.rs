@@ -18,6 +18,8 @@
 //!   acknowledge, notes and feedback, persisted in the store.
 //! - [`jobs`]: data-pipeline jobs: runs from `ward-agent job run`, the job
 //!   events API and the spool, and job health raised as incidents.
+//! - [`rules`]: static rules from the config (filesystem full soon, GPU too
+//!   hot, XID errors), raising the same incidents.
 //!
 //! Exporters arrive as their issue lands, in a module of their own.
 
@@ -28,5 +30,6 @@ pub mod daemon;
 pub mod detect;
 pub mod incidents;
 pub mod jobs;
+pub mod rules;
 pub mod status;
 pub mod store;

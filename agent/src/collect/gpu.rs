@@ -86,7 +86,7 @@ impl GpuTable {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut GpuState)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut GpuState)) {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
