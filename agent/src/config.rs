@@ -57,6 +57,7 @@ pub struct RawConfig {
     pub incidents: RawIncidents,
     pub detect: RawDetect,
     pub rules: RawRules,
+    pub notify: RawNotify,
     pub log: RawLog,
 }
 
@@ -226,6 +227,37 @@ impl Default for RawRules {
     }
 }
 
+/// `[notify]`: where incidents are pushed. Empty: nowhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNotify {
+    /// Generic webhook: each incident opened, escalated, acknowledged or resolved is POSTed as JSON.
+    pub webhook_url: String,
+    /// Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat).
+    pub slack_webhook_url: String,
+    /// PagerDuty Events API v2 integration (routing) key.
+    pub pagerduty_routing_key: String,
+    /// PagerDuty Events API v2 endpoint.
+    pub pagerduty_url: String,
+    /// Least severity notified: "info", "warning" or "critical".
+    pub min_severity: String,
+    /// Most notifications per target per minute; past it they are dropped and counted.
+    pub max_per_minute: i64,
+}
+
+impl Default for RawNotify {
+    fn default() -> Self {
+        Self {
+            webhook_url: String::new(),
+            slack_webhook_url: String::new(),
+            pagerduty_routing_key: String::new(),
+            pagerduty_url: "https://events.pagerduty.com/v2/enqueue".into(),
+            min_severity: "warning".into(),
+            max_per_minute: 20,
+        }
+    }
+}
+
 /// `[incidents]`: how incidents live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -307,6 +339,8 @@ pub struct Config {
     /// `None` when detection is off.
     pub detect: Option<crate::detect::live::LiveSettings>,
     pub rules: crate::rules::RuleSettings,
+    /// `None` when no target is set.
+    pub notify: Option<crate::notify::NotifySettings>,
     pub log: LogConfig,
 }
 
@@ -685,6 +719,68 @@ impl RawConfig {
             xid_errors: r.xid_errors,
         };
 
+        let n = &self.notify;
+        let url = |key: &str, text: &str| -> Result<hyper::Uri, ConfigError> {
+            match text.parse::<hyper::Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                    Ok(u)
+                }
+                _ => Err(invalid(key, text, "an http:// or https:// URL")),
+            }
+        };
+        let mut targets = Vec::new();
+        if !n.webhook_url.is_empty() {
+            targets.push(crate::notify::Target {
+                kind: crate::notify::Kind::Webhook,
+                url: url("notify.webhook_url", &n.webhook_url)?,
+            });
+        }
+        if !n.slack_webhook_url.is_empty() {
+            targets.push(crate::notify::Target {
+                kind: crate::notify::Kind::Slack,
+                url: url("notify.slack_webhook_url", &n.slack_webhook_url)?,
+            });
+        }
+        if !n.pagerduty_routing_key.is_empty() {
+            targets.push(crate::notify::Target {
+                kind: crate::notify::Kind::PagerDuty {
+                    routing_key: n.pagerduty_routing_key.clone(),
+                },
+                url: url("notify.pagerduty_url", &n.pagerduty_url)?,
+            });
+        }
+        let min_severity = match n.min_severity.as_str() {
+            "info" => ward_shared::incident::Severity::Info,
+            "warning" => ward_shared::incident::Severity::Warning,
+            "critical" => ward_shared::incident::Severity::Critical,
+            other => {
+                return Err(invalid(
+                    "notify.min_severity",
+                    other,
+                    "\"info\", \"warning\" or \"critical\"",
+                ));
+            }
+        };
+        let max_per_minute = u32::try_from(n.max_per_minute)
+            .ok()
+            .filter(|m| (1..=10_000).contains(m))
+            .ok_or_else(|| {
+                invalid(
+                    "notify.max_per_minute",
+                    &n.max_per_minute.to_string(),
+                    "a number from 1 to 10000",
+                )
+            })?;
+        let notify = (!targets.is_empty()).then(|| crate::notify::NotifySettings {
+            targets,
+            min_severity,
+            max_per_minute,
+            host: host_name.clone(),
+            backoff: Duration::from_secs(1),
+            tries: 5,
+            timeout: Duration::from_secs(10),
+        });
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -735,6 +831,7 @@ impl RawConfig {
             incidents,
             detect,
             rules,
+            notify,
             log: LogConfig { level, format },
         })
     }

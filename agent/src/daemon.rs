@@ -259,6 +259,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     )?);
     let jobs = SharedJobs::new(JobBook::open(store.clone(), config.jobs.health)?);
     jobs.lock().adopt_problems(&incidents.lock());
+    let notify_stats = config.notify.clone().map(|settings| {
+        let targets: Vec<String> = settings
+            .targets
+            .iter()
+            .map(|t| {
+                format!("{:?}", t.kind)
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .to_lowercase()
+            })
+            .collect();
+        let (notifier, stats) = crate::notify::start(settings);
+        incidents.lock().set_notifier(notifier);
+        info!(targets = ?targets, "notifications on");
+        stats
+    });
     let spool_dir = config.jobs.spool_dir.clone();
     if let Err(e) = std::fs::create_dir_all(&spool_dir) {
         warn!(dir = %spool_dir.display(), error = %e, "cannot create the job spool directory");
@@ -395,6 +412,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                         incidents_active: incidents.lock().list(false).len() as u64,
                     }
                 },
+                notify: notify_stats
+                    .as_ref()
+                    .map(|n| ward_shared::status::NotifyHealth {
+                        sent: n.sent.load(Ordering::Relaxed),
+                        failed: n.failed.load(Ordering::Relaxed),
+                        rate_limited: n.rate_limited.load(Ordering::Relaxed),
+                        queue_full: n.queue_full.load(Ordering::Relaxed),
+                    }),
                 detect: detect_stats
                     .as_ref()
                     .map(|d| ward_shared::status::DetectHealth {

@@ -21,6 +21,7 @@ use ward_shared::incident::{
 };
 
 use crate::daemon::SharedStore;
+use crate::notify::{Event, Notifier};
 use crate::store::{Collection, StoreError};
 
 /// Resolved incidents kept, in memory and on disk; the oldest go first.
@@ -61,6 +62,7 @@ pub struct Incidents {
     active: HashMap<String, u64>,
     next_id: u64,
     resolve_after_ms: i64,
+    notifier: Option<Notifier>,
 }
 
 /// The book, shared by the API and whoever raises incidents.
@@ -102,7 +104,19 @@ impl Incidents {
             active,
             next_id,
             resolve_after_ms,
+            notifier: None,
         })
+    }
+
+    /// Tells `notifier` of every incident opened, escalated, acknowledged or resolved.
+    pub fn set_notifier(&mut self, notifier: Notifier) {
+        self.notifier = Some(notifier);
+    }
+
+    fn notify(&self, event: Event, id: u64) {
+        if let (Some(n), Some(i)) = (&self.notifier, self.all.get(&id)) {
+            n.notify(event, i);
+        }
     }
 
     fn save(&self, id: u64) -> Result<(), StoreError> {
@@ -126,7 +140,8 @@ impl Incidents {
                 i.history
                     .push(event(now, AGENT, "returned: the condition is back"));
             }
-            if r.severity > i.severity {
+            let escalated = r.severity > i.severity;
+            if escalated {
                 i.peak = now;
                 i.history.push(event(
                     now,
@@ -144,6 +159,9 @@ impl Incidents {
             i.context = r.context;
             i.updated = now;
             self.save(id)?;
+            if escalated {
+                self.notify(Event::Escalated, id);
+            }
             return Ok(id);
         }
         let id = self.next_id;
@@ -172,6 +190,7 @@ impl Incidents {
         );
         self.active.insert(r.key, id);
         self.save(id)?;
+        self.notify(Event::Opened, id);
         self.forget_old()?;
         Ok(id)
     }
@@ -229,7 +248,9 @@ impl Incidents {
             info!(id, key = %i.key, by, "incident resolved");
             self.active.remove(&i.key);
         }
-        self.save(id)
+        self.save(id)?;
+        self.notify(Event::Resolved, id);
+        Ok(())
     }
 
     fn active_mut(
@@ -256,6 +277,7 @@ impl Incidents {
             i.updated = now;
             i.history.push(event(now, by, "acknowledged"));
             self.save(id)?;
+            self.notify(Event::Acknowledged, id);
         }
         self.get(id).ok_or(IncidentError::NotFound(id))
     }

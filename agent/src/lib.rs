@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod detect;
 pub mod incidents;
 pub mod jobs;
+pub mod notify;
 pub mod rules;
 pub mod status;
 pub mod store;

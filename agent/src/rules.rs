@@ -384,7 +384,11 @@ mod tests {
             "{}",
             var.title
         );
-        assert_eq!(var.severity, Severity::Critical, "5 h is within a quarter of the 24 h limit");
+        assert_eq!(
+            var.severity,
+            Severity::Critical,
+            "5 h is within a quarter of the 24 h limit"
+        );
         assert!(
             by_key(&book, "rule:filesystem-full:/home").is_none(),
             "steady space is fine"

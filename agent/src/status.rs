@@ -101,6 +101,12 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         )),
         None => out.push_str("detection: off\n"),
     }
+    if let Some(n) = &s.notify {
+        out.push_str(&format!(
+            "notifications: {} sent, {} failed, {} over the rate limit, {} dropped with a full queue\n",
+            n.sent, n.failed, n.rate_limited, n.queue_full
+        ));
+    }
     match &s.gpu_unavailable {
         Some(why) => out.push_str(&format!("gpus: unavailable ({why})\n")),
         None => out.push_str(&format!("gpus: {}\n", s.gpus)),

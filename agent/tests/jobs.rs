@@ -516,3 +516,71 @@ fn operators_acknowledge_annotate_and_resolve_incidents_and_they_survive_a_resta
     assert_eq!(api.incidents(false)[0].id, id + 1);
     drop(running);
 }
+
+/// A webhook receiver on a real socket: each request's JSON body on a channel.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/ward", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let _ = tx.send(serde_json::from_slice(&body).unwrap());
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn a_failed_job_is_pushed_to_the_webhook_and_so_is_its_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (url, bodies) = webhook_receiver();
+    let running = Running::start_with(
+        &data,
+        &[
+            ("WARD_NOTIFY_WEBHOOK_URL", OsStr::new(&url)),
+            ("WARD_INCIDENTS_RESOLVE_AFTER", OsStr::new("1s")),
+        ],
+    );
+    running.wait_for("notifications on");
+    running.wait_for("api listening");
+    let out = job_run(&data, &["--name", "nightly", "--", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    let opened = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(opened["event"], "opened");
+    assert_eq!(
+        opened["incident"]["title"],
+        "job nightly failed (exit code 5)"
+    );
+    assert_eq!(opened["incident"]["key"], "job:nightly:failed");
+    assert!(
+        job_run(&data, &["--name", "nightly", "--", "true"])
+            .status
+            .success()
+    );
+    let resolved = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(resolved["event"], "resolved");
+    assert_eq!(resolved["incident"]["id"], opened["incident"]["id"]);
+    let api = Api::new(&data);
+    let status = api.rt.block_on(api.client.status()).unwrap();
+    assert_eq!(status.notify.unwrap().sent, 2);
+}

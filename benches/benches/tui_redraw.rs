@@ -57,6 +57,7 @@ fn busy_app() -> App {
         gpu_unavailable: None,
         gpus: 8,
         jobs: Default::default(),
+        notify: None,
         detect: None,
         store: StoreHealth::default(),
     }));

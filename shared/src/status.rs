@@ -26,6 +26,21 @@ pub struct AgentStatus {
     /// Anomaly detection; `None` when it is off.
     #[serde(default)]
     pub detect: Option<DetectHealth>,
+    /// Notifications; `None` when no target is set.
+    #[serde(default)]
+    pub notify: Option<NotifyHealth>,
+}
+
+/// Notifications since start, over every target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NotifyHealth {
+    pub sent: u64,
+    /// Given up after every retry, or refused.
+    pub failed: u64,
+    /// Dropped by notify.max_per_minute.
+    pub rate_limited: u64,
+    /// Dropped because a target's queue was full.
+    pub queue_full: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1058,6 +1058,7 @@ mod tests {
             gpu_unavailable: Some("NVML could not be loaded".into()),
             gpus: 0,
             jobs: Default::default(),
+            notify: None,
             detect: Some(ward_shared::status::DetectHealth {
                 series: 142,
                 dropped_batches: 0,
