@@ -426,6 +426,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                         series: d.series.load(Ordering::Relaxed),
                         dropped_batches: d.dropped.load(Ordering::Relaxed),
                         anomaly_rate: f64::from_bits(d.rate.load(Ordering::Relaxed)),
+                        trainings: d.trainings.load(Ordering::Relaxed),
+                        trainings_deferred: d.deferred.load(Ordering::Relaxed),
                     }),
             }
         })

@@ -94,9 +94,11 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
     ));
     match &s.detect {
         Some(d) => out.push_str(&format!(
-            "detection: {} series scored, anomaly rate {:.1}%, {} batches dropped\n",
+            "detection: {} series scored, anomaly rate {:.1}%, {} models trained, {} trainings put off by the CPU budget, {} batches dropped\n",
             d.series,
             d.anomaly_rate * 100.0,
+            d.trainings,
+            d.trainings_deferred,
             d.dropped_batches
         )),
         None => out.push_str("detection: off\n"),

@@ -51,6 +51,11 @@ pub struct DetectHealth {
     pub dropped_batches: u64,
     /// Share of scored series with an anomaly lately, smoothed.
     pub anomaly_rate: f64,
+    /// Models trained since start, and trainings put off by the CPU budget.
+    #[serde(default)]
+    pub trainings: u64,
+    #[serde(default)]
+    pub trainings_deferred: u64,
 }
 
 /// Jobs and incidents, in short.

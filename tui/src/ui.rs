@@ -1063,6 +1063,7 @@ mod tests {
                 series: 142,
                 dropped_batches: 0,
                 anomaly_rate: 0.021,
+                ..Default::default()
             }),
             store: StoreHealth::default(),
         }));

@@ -19,6 +19,9 @@
 //!   "false positive" or "expected" needs a higher score to count again
 //!   (halfway from its threshold to 1), for as long as that feedback stands;
 //!   changing the feedback to "confirmed" gives the threshold back.
+//! - Training runs on the detection thread, at most
+//!   [`LiveSettings::training_budget`] of it per second of samples; a
+//!   training due past it waits for a later sample (counted).
 //! - `ward.anomaly.rate{host.name}`: the share of scored series with an
 //!   anomaly in the last 10 s, smoothed over about a minute, once a second.
 
@@ -26,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 use ward_shared::incident::{Feedback, IncidentContext, IncidentSource, Severity, Signal};
@@ -49,6 +53,8 @@ pub struct LiveSettings {
     pub quiet_ms: i64,
     /// Most series scored; more are left unscored and counted.
     pub max_series: usize,
+    /// Most training time per second of samples; trainings past it wait.
+    pub training_budget: Duration,
 }
 
 impl Default for LiveSettings {
@@ -60,6 +66,7 @@ impl Default for LiveSettings {
             group_window_ms: 30_000,
             quiet_ms: 120_000,
             max_series: 2000,
+            training_budget: Duration::from_millis(20),
         }
     }
 }
@@ -106,6 +113,12 @@ pub struct Bank {
     desensitized: HashSet<String>,
     pub unscored: u64,
     rate: f64,
+    /// The second being budgeted, and the training time spent in it.
+    budget_second: i64,
+    spent: Duration,
+    pub trainings: u64,
+    /// Rows that would have trained but were over the budget.
+    pub over_budget: u64,
     /// Where models are kept across restarts.
     store: Option<SharedStore>,
 }
@@ -134,6 +147,10 @@ impl Bank {
             desensitized: HashSet::new(),
             unscored: 0,
             rate: 0.0,
+            budget_second: 0,
+            spent: Duration::ZERO,
+            trainings: 0,
+            over_budget: 0,
             store: None,
         }
     }
@@ -236,7 +253,20 @@ impl Bank {
             } else {
                 (f64::NEG_INFINITY, f64::INFINITY)
             };
-            let score = w.detector.score_at(s.ts, value);
+            // Training time spent this second, against the budget.
+            if s.ts / 1000 != self.budget_second {
+                (self.budget_second, self.spent) = (s.ts / 1000, Duration::ZERO);
+            }
+            let may_train = self.spent < self.settings.training_budget;
+            let started = Instant::now();
+            let waiting = w.detector.training_deferred();
+            let (score, trained) = w.detector.score_at(s.ts, value, may_train);
+            if trained {
+                self.spent += started.elapsed();
+                self.trainings += 1;
+            } else if !waiting && w.detector.training_deferred() {
+                self.over_budget += 1;
+            }
             // About ten minutes of memory at one sample a second.
             let alpha = if w.seen == 0 {
                 1.0
@@ -415,6 +445,9 @@ pub struct DetectStats {
     pub dropped: AtomicU64,
     /// The host anomaly rate, as f64 bits.
     pub rate: AtomicU64,
+    pub trainings: AtomicU64,
+    /// Trainings put off by the CPU budget (each retried on a later row).
+    pub deferred: AtomicU64,
 }
 
 /// The collectors' side: hands samples over without ever waiting.
@@ -483,6 +516,8 @@ fn run(
                         .series
                         .store(bank.series.len() as u64, Ordering::Relaxed);
                     stats.rate.store(r.to_bits(), Ordering::Relaxed);
+                    stats.trainings.store(bank.trainings, Ordering::Relaxed);
+                    stats.deferred.store(bank.over_budget, Ordering::Relaxed);
                     if now - last_save >= SAVE_EVERY_MS {
                         if last_save > 0 {
                             bank.save();

@@ -183,6 +183,10 @@ pub struct Detector {
     recent: VecDeque<f64>,
     /// The largest surprise so far, decaying.
     record: f64,
+    /// Whether this row may train (the caller's CPU budget), and whether a
+    /// training was put off for it.
+    may_train: bool,
+    deferred: bool,
 }
 
 impl Detector {
@@ -198,6 +202,8 @@ impl Detector {
             models: VecDeque::with_capacity(params.models + 1),
             recent: VecDeque::with_capacity(params.edge_window + 1),
             record: 0.0,
+            may_train: true,
+            deferred: false,
             params,
         }
     }
@@ -274,16 +280,28 @@ impl Detector {
         d
     }
 
-    /// [`Detector::score`], with the sample's time recorded on the models it trains.
-    pub fn score_at(&mut self, ts: i64, value: f64) -> f64 {
+    /// [`Detector::score`], with the sample's time recorded on the models it
+    /// trains; a training due while `may_train` is false waits for the next
+    /// row that may. Returns the score and whether a model was trained.
+    pub fn score_at(&mut self, ts: i64, value: f64, may_train: bool) -> (f64, bool) {
         let before = self.models.back().map(|m| m.trained_at);
+        self.may_train = may_train;
         let score = self.score(value);
-        if let Some(m) = self.models.back_mut()
+        self.may_train = true;
+        let trained = if let Some(m) = self.models.back_mut()
             && Some(m.trained_at) != before
         {
             m.trained_ts = ts;
-        }
-        score
+            true
+        } else {
+            false
+        };
+        (score, trained)
+    }
+
+    /// Whether a training is waiting for a row that may train.
+    pub fn training_deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Scores the next value in [0, 1): the higher, the less like the past.
@@ -309,8 +327,14 @@ impl Detector {
         let due = self.rows as usize >= self.params.warm_up
             && self.vectors.len() * 2 >= self.params.warm_up.min(self.params.train_window)
             && (self.models.is_empty()
+                || self.deferred
                 || self.rows.is_multiple_of(self.params.retrain_every as u64));
-        if due && let Some(m) = train(&self.vectors, self.rows, self.rows) {
+        // Over the CPU budget: keep the training for a later row.
+        self.deferred = due && !self.may_train;
+        if due
+            && self.may_train
+            && let Some(m) = train(&self.vectors, self.rows, self.rows)
+        {
             self.models.push_back(m);
             if self.models.len() > self.params.models {
                 self.models.pop_front();
@@ -370,6 +394,23 @@ mod tests {
             &prefix[..],
             "later rows changed earlier scores"
         );
+    }
+
+    #[test]
+    fn a_training_over_the_budget_waits_for_a_row_that_may_train() {
+        let mut d = Detector::new(Params::default());
+        for i in 0..299 {
+            d.score_at(i, (i % 17) as f64, true);
+        }
+        // Row 300 is due, but the budget is spent: no model, one waiting.
+        assert!(!d.score_at(299, 3.0, false).1);
+        assert!(d.training_deferred());
+        assert_eq!(d.models().count(), 0);
+        assert!(!d.score_at(300, 4.0, false).1, "still over the budget");
+        let (_, trained) = d.score_at(301, 5.0, true);
+        assert!(trained && !d.training_deferred());
+        let m = d.models().next().unwrap();
+        assert_eq!((m.trained_at, m.trained_ts), (302, 301));
     }
 
     #[test]
