@@ -127,9 +127,12 @@ impl Model {
     }
 }
 
-fn train(vectors: &VecDeque<[f64; DIM]>, seed: u64, trained_at: u64) -> Option<Model> {
+fn train(vectors: &VecDeque<[f32; DIM]>, seed: u64, trained_at: u64) -> Option<Model> {
     let n = vectors.len();
-    let flat: Vec<f64> = vectors.iter().flat_map(|v| v.iter().copied()).collect();
+    let flat: Vec<f64> = vectors
+        .iter()
+        .flat_map(|v| v.iter().map(|&x| f64::from(x)))
+        .collect();
     let data = Array2::from_shape_vec((n, DIM), flat).ok()?;
     let dataset = DatasetBase::from(data);
     let fitted = KMeans::params_with_rng(2, Xoshiro256Plus::seed_from_u64(seed))
@@ -156,7 +159,7 @@ fn train(vectors: &VecDeque<[f64; DIM]>, seed: u64, trained_at: u64) -> Option<M
         trained_on: n,
         trained_ts: 0,
     };
-    let mut d: Vec<f64> = vectors.iter().map(|v| model.distance(v)).collect();
+    let mut d: Vec<f64> = vectors.iter().map(|v| model.distance(&widen(v))).collect();
     d.sort_by(f64::total_cmp);
     let q99 = d[((n as f64 * 0.99) as usize).min(n - 1)];
     model.scale = if q99 > 0.0 {
@@ -165,6 +168,10 @@ fn train(vectors: &VecDeque<[f64; DIM]>, seed: u64, trained_at: u64) -> Option<M
         d.last().copied().filter(|&m| m > 0.0).unwrap_or(1.0)
     };
     Some(model)
+}
+
+fn widen(v: &[f32; DIM]) -> [f64; DIM] {
+    v.map(f64::from)
 }
 
 /// The detector of one series.
@@ -178,7 +185,9 @@ pub struct Detector {
     /// Robust running range of the values: decaying min and max.
     lo: f64,
     hi: f64,
-    vectors: VecDeque<[f64; DIM]>,
+    /// Kept in single precision: they are most of a detector's memory, and
+    /// the features are ratios in a small range.
+    vectors: VecDeque<[f32; DIM]>,
     models: VecDeque<Model>,
     recent: VecDeque<f64>,
     /// The largest surprise so far, decaying.
@@ -318,7 +327,7 @@ impl Detector {
             .iter()
             .map(|m| m.distance(&v) / m.scale)
             .fold(f64::INFINITY, f64::min);
-        self.vectors.push_back(v);
+        self.vectors.push_back(v.map(|x| x as f32));
         if self.vectors.len() > self.params.train_window {
             self.vectors.pop_front();
         }
