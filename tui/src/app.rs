@@ -112,6 +112,18 @@ pub struct App {
     pub job_selected: usize,
     /// The selected job's runs, newest first.
     pub job_runs: Option<(String, Vec<JobRun>)>,
+    /// The chart of the selected incident's leading series.
+    pub incident_chart: Option<IncidentChart>,
+}
+
+/// An incident's leading series around the incident's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentChart {
+    pub incident: u64,
+    pub key: String,
+    pub start: i64,
+    pub end: i64,
+    pub points: Vec<(i64, f64)>,
 }
 
 impl App {
@@ -144,7 +156,21 @@ impl App {
             jobs: Vec::new(),
             job_selected: 0,
             job_runs: None,
+            incident_chart: None,
         }
+    }
+
+    /// The chart to ask for the selected incident: its leading series from
+    /// 15 minutes before it opened to 5 minutes after it resolved, or now.
+    pub fn incident_chart_request(&self) -> Option<Request> {
+        let i = self.selected_incident()?;
+        let key = i.signals.first()?.what.clone();
+        Some(Request::IncidentChart {
+            incident: i.id,
+            key,
+            start: i.opened - 15 * 60_000,
+            end: i.resolved.map(|r| r + 5 * 60_000),
+        })
     }
 
     /// The incidents the incidents view lists.
@@ -191,14 +217,22 @@ impl App {
                 .into_iter()
                 .collect()
         };
+        let moved = match code {
+            KeyCode::Down | KeyCode::Char('j') => Some(1),
+            KeyCode::Up | KeyCode::Char('k') => Some(-1),
+            KeyCode::PageDown => Some(10),
+            KeyCode::PageUp => Some(-10),
+            _ => None,
+        };
+        if let Some(by) = moved {
+            self.select_incident(by);
+            return self.incident_chart_request().into_iter().collect();
+        }
         match code {
-            KeyCode::Down | KeyCode::Char('j') => self.select_incident(1),
-            KeyCode::Up | KeyCode::Char('k') => self.select_incident(-1),
-            KeyCode::PageDown => self.select_incident(10),
-            KeyCode::PageUp => self.select_incident(-10),
             KeyCode::Char('v') => {
                 self.show_resolved = !self.show_resolved;
                 self.incident_selected = 0;
+                return self.incident_chart_request().into_iter().collect();
             }
             KeyCode::Char('a') => return act(self, Action::Acknowledge),
             KeyCode::Char('r') => return act(self, Action::Resolve),
@@ -265,6 +299,21 @@ impl App {
                 self.job_selected = self.job_selected.min(self.jobs.len().saturating_sub(1));
             }
             Update::JobRuns { job, runs } => self.job_runs = Some((job, runs)),
+            Update::IncidentChart {
+                incident,
+                key,
+                start,
+                end,
+                points,
+            } => {
+                self.incident_chart = Some(IncidentChart {
+                    incident,
+                    key,
+                    start,
+                    end,
+                    points,
+                })
+            }
             Update::Done(what) => self.message = Some(what),
             Update::Failed(e) => self.stale = Some(e),
         }
@@ -281,9 +330,11 @@ impl App {
 
     /// The chart to ask for again each second while it follows now.
     pub fn live_chart(&self) -> Option<Request> {
-        (self.view == View::Metrics && self.end.is_none())
-            .then(|| self.chart_request())
-            .flatten()
+        match self.view {
+            View::Metrics if self.end.is_none() => self.chart_request(),
+            View::Incidents => self.incident_chart_request(),
+            _ => None,
+        }
     }
 
     /// The processes the processes view shows: the top ones by CPU and by
@@ -489,6 +540,9 @@ impl App {
         }
         if view == View::Jobs {
             return self.select_job(0);
+        }
+        if view == View::Incidents {
+            return self.incident_chart_request().into_iter().collect();
         }
         Vec::new()
     }
@@ -698,6 +752,35 @@ mod tests {
             feedback: None,
             history: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_selected_incident_asks_for_its_series_around_its_time() {
+        let mut app = App::new("sock");
+        let mut i = incident(4, "anomaly:h", true);
+        i.opened = 10_000_000;
+        i.signals.push(ward_shared::incident::Signal {
+            what: "system.cpu.utilization{cpu.mode=\"user\"}".into(),
+            observed: 0.99,
+            expected_low: Some(0.1),
+            expected_high: Some(0.3),
+            unit: "1".into(),
+            contribution: 1.0,
+            model: String::new(),
+        });
+        app.apply(Update::Incidents(vec![i]));
+        let asked = Request::IncidentChart {
+            incident: 4,
+            key: "system.cpu.utilization{cpu.mode=\"user\"}".into(),
+            start: 10_000_000 - 900_000,
+            end: None,
+        };
+        assert_eq!(app.update(&key(KeyCode::Char('5')), 0), vec![asked.clone()]);
+        assert_eq!(
+            app.live_chart(),
+            Some(asked),
+            "refreshed while the incident is open"
+        );
     }
 
     #[test]

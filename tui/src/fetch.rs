@@ -32,6 +32,13 @@ pub enum Request {
     },
     /// The runs of a job, newest first.
     JobRuns(String),
+    /// The series an incident is about, around its time.
+    IncidentChart {
+        incident: u64,
+        key: String,
+        start: i64,
+        end: Option<i64>,
+    },
     Stop,
 }
 
@@ -90,6 +97,13 @@ pub enum Update {
     },
     /// An action went through: what to tell the operator.
     Done(String),
+    IncidentChart {
+        incident: u64,
+        key: String,
+        start: i64,
+        end: i64,
+        points: Vec<(i64, f64)>,
+    },
     /// A fetch failed; the screen shows it and keeps the last data.
     Failed(String),
 }
@@ -310,6 +324,41 @@ impl Worker {
                             .map_err(|e| e.to_string())
                     }
                     Err(e) => Err(format!("incident {incident}: {e}")),
+                }
+            }
+            Request::IncidentChart {
+                incident,
+                key,
+                start,
+                end,
+            } => {
+                let end = end.unwrap_or_else(now_ms);
+                match self.client.series(&key).await {
+                    Ok(found) => match found.into_iter().find(|s| s.key == key) {
+                        // Not a series (a job's measure, a rule's projection): no chart.
+                        None => return,
+                        Some(s) => {
+                            let q = QueryRequest {
+                                series: vec![s.id],
+                                start,
+                                end,
+                                step: Some(((end - start) / CHART_POINTS).max(1000)),
+                                agg: Aggregation::Avg,
+                            };
+                            self.client
+                                .query(&q)
+                                .await
+                                .map(|mut a| Update::IncidentChart {
+                                    incident,
+                                    key,
+                                    start,
+                                    end,
+                                    points: a.pop().map(|s| s.points).unwrap_or_default(),
+                                })
+                                .map_err(|e| e.to_string())
+                        }
+                    },
+                    Err(e) => Err(e.to_string()),
                 }
             }
             Request::JobRuns(job) => self

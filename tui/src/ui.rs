@@ -378,6 +378,20 @@ fn draw_incidents_view(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new(text).block(block), detail);
         return;
     };
+    // The leading series around the incident, with its expected band.
+    let chart = app
+        .incident_chart
+        .as_ref()
+        .filter(|c| c.incident == i.id && !c.points.is_empty());
+    let detail = match chart {
+        Some(c) if detail.height > 16 => {
+            let [chart_area, rest] =
+                Layout::vertical([Constraint::Length(10), Constraint::Min(0)]).areas(detail);
+            draw_incident_chart(f, c, i, chart_area);
+            rest
+        }
+        _ => detail,
+    };
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let (sym, style) = severity(i.severity);
     let mut lines = vec![
@@ -464,6 +478,77 @@ fn draw_incidents_view(f: &mut Frame, app: &App, area: Rect) {
             .block(block),
         detail,
     );
+}
+
+fn draw_incident_chart(f: &mut Frame, c: &crate::app::IncidentChart, i: &Incident, area: Rect) {
+    let x = |t: i64| (t - c.start) as f64 / 1000.0;
+    let data: Vec<(f64, f64)> = c.points.iter().map(|&(t, v)| (x(t), v)).collect();
+    let width = x(c.end).max(1.0);
+    let signal = i.signals.first();
+    let (band_lo, band_hi) = (
+        signal.and_then(|s| s.expected_low),
+        signal.and_then(|s| s.expected_high),
+    );
+    let (mut lo, mut hi) = data
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, v)| {
+            (lo.min(v), hi.max(v))
+        });
+    for b in [band_lo, band_hi].into_iter().flatten() {
+        (lo, hi) = (lo.min(b), hi.max(b));
+    }
+    if hi <= lo {
+        hi = lo + 1.0;
+    }
+    let band = |v: f64| vec![(0.0, v), (width, v)];
+    let lo_line = band_lo.map(band).unwrap_or_default();
+    let hi_line = band_hi.map(band).unwrap_or_default();
+    let opened = vec![(x(i.opened), lo), (x(i.opened), hi)];
+    let mut sets = vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .data(&data),
+        Dataset::default()
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::DarkGray))
+            .data(&opened),
+    ];
+    for line in [&lo_line, &hi_line] {
+        if !line.is_empty() {
+            sets.push(
+                Dataset::default()
+                    .marker(Marker::Dot)
+                    .graph_type(GraphType::Line)
+                    .style(Style::new().fg(Color::Green))
+                    .data(line),
+            );
+        }
+    }
+    let unit = signal.map_or("", |s| s.unit.as_str());
+    let title = format!("{} · ┊ opened, ·· expected band", c.key);
+    let widget = Chart::new(sets)
+        .block(Block::new().borders(Borders::ALL).title(title))
+        .x_axis(Axis::default().bounds([0.0, width]).labels(vec![
+            Line::from(utc(c.start)[11..16].to_string()),
+            Line::from(utc(c.end)[11..16].to_string()),
+        ]))
+        .y_axis(Axis::default().bounds([lo, hi]).labels(vec![
+            Line::from(si(lo)),
+            Line::from(format!("{} {unit}", si(hi))),
+        ]));
+    f.render_widget(widget, area);
+}
+
+/// An axis label: 84.0M, 2.5k, 0.25.
+fn si(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1e9 => format!("{:.1}G", v / 1e9),
+        a if a >= 1e6 => format!("{:.1}M", v / 1e6),
+        a if a >= 1e4 => format!("{:.1}k", v / 1e3),
+        _ => num(v),
+    }
 }
 
 /// A measured value, short: 120000, 3.5, 0.25.
@@ -1215,6 +1300,75 @@ mod tests {
         let mut app = with_incidents();
         app.view = View::Incidents;
         insta::assert_snapshot!(render(&app, 120, 30));
+    }
+
+    #[test]
+    fn an_anomaly_incident_charts_its_leading_series_against_the_band() {
+        use ward_shared::incident::*;
+        let mut app = with_incidents();
+        let t = |m: i64| 1_795_305_600_000 + (14 * 60 + m) * 60_000;
+        let key = r#"system.disk.io{direction="write",system.device="nvme0n1"}"#;
+        let mut incidents = app.incidents.clone();
+        incidents.insert(
+            0,
+            Incident {
+                id: 13,
+                key: "anomaly:db-7".into(),
+                title: format!("3 series unusual at once on db-7, led by {key}"),
+                severity: Severity::Warning,
+                state: IncidentState::Open,
+                source: IncidentSource::Anomaly,
+                opened: t(32),
+                updated: t(33),
+                peak: t(33),
+                cleared: None,
+                resolved: None,
+                signals: vec![Signal {
+                    what: key.into(),
+                    observed: 84_000_000.0,
+                    expected_low: Some(0.0),
+                    expected_high: Some(2_000_000.0),
+                    unit: "By/s".into(),
+                    contribution: 0.61,
+                    model: "k-means (k=2) on shape and level, score 0.97; 18 models kept, the newest trained at 2026-11-22 14:27:00Z (row 5400) on the 1440 samples before it (model format 1)".into(),
+                }],
+                context: IncidentContext {
+                    processes: vec!["postgres (pid 311, 87% CPU)".into()],
+                    ..Default::default()
+                },
+                notes: Vec::new(),
+                feedback: None,
+                history: vec![IncidentEvent {
+                    at: t(32),
+                    by: "ward".into(),
+                    what: "opened".into(),
+                }],
+            },
+        );
+        app.apply(Update::Incidents(incidents));
+        app.incident_selected = 0;
+        app.view = View::Incidents;
+        let points: Vec<(i64, f64)> = (0..100)
+            .map(|i| {
+                let ts = t(17) + i * 12_000;
+                (
+                    ts,
+                    if (75..82).contains(&i) {
+                        84e6
+                    } else {
+                        1e6 + (i % 5) as f64 * 2e5
+                    },
+                )
+            })
+            .collect();
+        app.apply(Update::IncidentChart {
+            incident: 13,
+            key: key.into(),
+            start: t(17),
+            end: t(37),
+            points,
+        });
+        insta::assert_snapshot!(render(&app, 120, 34));
     }
 
     #[test]
