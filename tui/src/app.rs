@@ -34,16 +34,18 @@ pub enum View {
     Gpus,
     Incidents,
     Jobs,
+    Fleet,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Overview,
         View::Metrics,
         View::Processes,
         View::Gpus,
         View::Incidents,
         View::Jobs,
+        View::Fleet,
     ];
 
     pub fn title(self) -> &'static str {
@@ -54,6 +56,7 @@ impl View {
             View::Gpus => "GPUs",
             View::Incidents => "Incidents",
             View::Jobs => "Jobs",
+            View::Fleet => "Fleet",
         }
     }
 }
@@ -114,6 +117,10 @@ pub struct App {
     pub job_runs: Option<(String, Vec<JobRun>)>,
     /// The chart of the selected incident's leading series.
     pub incident_chart: Option<IncidentChart>,
+    /// The fleet file's agents (empty without one), and how each is doing.
+    pub fleet_members: Vec<crate::fleet::Member>,
+    pub fleet: Vec<crate::fleet::HostRow>,
+    pub fleet_selected: usize,
 }
 
 /// An incident's leading series around the incident's time.
@@ -157,7 +164,56 @@ impl App {
             job_selected: 0,
             job_runs: None,
             incident_chart: None,
+            fleet_members: Vec::new(),
+            fleet: Vec::new(),
+            fleet_selected: 0,
         }
+    }
+
+    fn fleet_key(&mut self, code: KeyCode) -> Vec<Request> {
+        let last = self.fleet.len().saturating_sub(1) as isize;
+        let by = match code {
+            KeyCode::Down | KeyCode::Char('j') => 1,
+            KeyCode::Up | KeyCode::Char('k') => -1,
+            KeyCode::PageDown => 10,
+            KeyCode::PageUp => -10,
+            KeyCode::Enter => return self.drill_in(),
+            _ => return Vec::new(),
+        };
+        self.fleet_selected = (self.fleet_selected as isize + by).clamp(0, last) as usize;
+        Vec::new()
+    }
+
+    /// Watches the selected fleet member from now on.
+    fn drill_in(&mut self) -> Vec<Request> {
+        let Some(row) = self.fleet.get(self.fleet_selected) else {
+            return Vec::new();
+        };
+        let Some(member) = self
+            .fleet_members
+            .iter()
+            .find(|m| m.name == row.name)
+            .cloned()
+        else {
+            return Vec::new();
+        };
+        let token = member
+            .token_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|t| !t.is_empty());
+        // What was shown is the last agent's: start afresh.
+        let (members, fleet) = (
+            std::mem::take(&mut self.fleet_members),
+            std::mem::take(&mut self.fleet),
+        );
+        *self = App::new(format!("{} · {}", member.name, member.address));
+        (self.fleet_members, self.fleet) = (members, fleet);
+        self.message = Some(format!("watching {} ({})", member.name, member.address));
+        vec![Request::Connect {
+            address: member.address,
+            token,
+        }]
     }
 
     /// The chart to ask for the selected incident: its leading series from
@@ -315,6 +371,13 @@ impl App {
                 })
             }
             Update::Done(what) => self.message = Some(what),
+            Update::Fleet(rows) => {
+                let on = self.fleet.get(self.fleet_selected).map(|r| r.name.clone());
+                self.fleet = rows;
+                self.fleet_selected = on
+                    .and_then(|n| self.fleet.iter().position(|r| r.name == n))
+                    .unwrap_or(0);
+            }
             Update::Failed(e) => self.stale = Some(e),
         }
     }
@@ -491,12 +554,13 @@ impl App {
                 };
                 return self.switch(View::ALL[next]);
             }
-            KeyCode::Char(c @ '1'..='6') => {
+            KeyCode::Char(c @ '1'..='7') => {
                 return self.switch(View::ALL[usize::from(c as u8 - b'1')]);
             }
             _ if self.view == View::Metrics => return self.metrics_key(k.code, now),
             _ if self.view == View::Incidents => return self.incidents_key(k.code),
             _ if self.view == View::Jobs => return self.jobs_key(k.code),
+            _ if self.view == View::Fleet => return self.fleet_key(k.code),
             KeyCode::Char('/') if self.view == View::Processes => self.filtering = true,
             KeyCode::Char('s') if self.view == View::Processes => {
                 self.process_sort = match self.process_sort {
@@ -723,9 +787,11 @@ mod tests {
         app.update(&key(KeyCode::Tab), 0);
         assert_eq!(app.view, View::Jobs);
         app.update(&key(KeyCode::Tab), 0);
+        assert_eq!(app.view, View::Fleet);
+        app.update(&key(KeyCode::Tab), 0);
         assert_eq!(app.view, View::Overview);
         app.update(&key(KeyCode::BackTab), 0);
-        assert_eq!(app.view, View::Jobs);
+        assert_eq!(app.view, View::Fleet);
     }
 
     fn incident(id: u64, key: &str, active: bool) -> Incident {
@@ -781,6 +847,51 @@ mod tests {
             Some(asked),
             "refreshed while the incident is open"
         );
+    }
+
+    #[test]
+    fn enter_on_a_fleet_member_watches_it_from_then_on() {
+        use crate::fleet::{HostRow, Member};
+        let mut app = App::new("local");
+        app.fleet_members = vec![
+            Member {
+                name: "a".into(),
+                address: "10.0.0.1:7070".into(),
+                token_env: None,
+            },
+            Member {
+                name: "b".into(),
+                address: "10.0.0.2:7070".into(),
+                token_env: Some("WARD_TEST_NO_SUCH_VAR".into()),
+            },
+        ];
+        let row = |name: &str| HostRow {
+            name: name.into(),
+            address: String::new(),
+            unreachable: None,
+            host: name.into(),
+            incidents: 0,
+            critical: 0,
+            anomaly_rate: None,
+            worst: None,
+            jobs: 0,
+        };
+        app.apply(Update::Fleet(vec![row("a"), row("b")]));
+        app.apply(Update::Incidents(vec![incident(1, "job:x:failed", true)]));
+        app.update(&key(KeyCode::Char('7')), 0);
+        app.update(&key(KeyCode::Char('j')), 0);
+        assert_eq!(
+            app.update(&key(KeyCode::Enter), 0),
+            vec![Request::Connect {
+                address: "10.0.0.2:7070".into(),
+                token: None
+            }]
+        );
+        assert_eq!(app.endpoint, "b · 10.0.0.2:7070");
+        assert_eq!(app.view, View::Overview);
+        assert!(app.incidents.is_empty(), "the last agent's data is gone");
+        assert_eq!(app.fleet.len(), 2, "the fleet stays");
+        assert_eq!(app.message.as_deref(), Some("watching b (10.0.0.2:7070)"));
     }
 
     #[test]
@@ -863,11 +974,11 @@ mod tests {
         assert_eq!(app.view, View::Metrics);
         type_line(&mut app, "g");
         assert_eq!(app.view, View::Gpus);
-        type_line(&mut app, "fleet");
+        type_line(&mut app, "hosts");
         assert_eq!(
             app.message.as_deref(),
             Some(
-                r#"unknown command "fleet"; known: overview, metrics, processes, gpus, incidents, jobs, q"#
+                r#"unknown command "hosts"; known: overview, metrics, processes, gpus, incidents, jobs, fleet, q"#
             )
         );
         assert_eq!(app.view, View::Gpus);

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use ward_shared::api::{Aggregation, GpuState, ProcessSnapshot, QueryRequest, SeriesInfo};
-use ward_shared::client::Client;
+use ward_shared::client::{Client, Endpoint};
 use ward_shared::incident::{Feedback, Incident};
 use ward_shared::jobs::{JobRun, JobSummary};
 use ward_shared::status::AgentStatus;
@@ -29,6 +29,12 @@ pub enum Request {
     Act {
         incident: u64,
         action: Action,
+    },
+    /// Watch another agent from now on (drilling into a fleet member):
+    /// its address and API token.
+    Connect {
+        address: String,
+        token: Option<String>,
     },
     /// The runs of a job, newest first.
     JobRuns(String),
@@ -97,6 +103,8 @@ pub enum Update {
     },
     /// An action went through: what to tell the operator.
     Done(String),
+    /// Every agent of the fleet, worst first.
+    Fleet(Vec<crate::fleet::HostRow>),
     IncidentChart {
         incident: u64,
         key: String,
@@ -367,6 +375,13 @@ impl Worker {
                 .await
                 .map(|runs| Update::JobRuns { job, runs })
                 .map_err(|e| e.to_string()),
+            Request::Connect { address, token } => {
+                self.client = Client::new(Endpoint::parse(&address))
+                    .with_timeout(Duration::from_secs(2))
+                    .with_token(token);
+                self.roles = None;
+                return;
+            }
             Request::Stop => return,
         };
         let _ = self.out.send(update.unwrap_or_else(Update::Failed));

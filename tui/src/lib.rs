@@ -5,10 +5,13 @@
 //!   on the network.
 //! - [`app`]: what the dashboard holds and shows; only [`app::App::update`]
 //!   (events) and [`app::App::apply`] (data) change it.
+//! - [`fleet`]: the fleet file, and a worker that asks every agent in it
+//!   how it is doing.
 //! - [`ui`]: draws an [`app::App`] on a frame; reads, never changes.
 //!
 //! Agents are reached only through `ward_shared::client`.
 
 pub mod app;
 pub mod fetch;
+pub mod fleet;
 pub mod ui;

@@ -3,7 +3,7 @@
 //! Connects to the local agent (the socket the agent's config names); when
 //! none answers, starts one in this process so that a fresh machine shows
 //! live data at once. `ward --agent ADDR` watches another agent (a socket
-//! path or `http://127.0.0.1:7070`).
+//! path or `http://127.0.0.1:7070`); `ward --fleet FILE` adds the fleet view.
 
 use std::io::stdout;
 use std::process::ExitCode;
@@ -35,6 +35,10 @@ struct Cli {
     /// API token, needed over TCP; default: $WARD_TOKEN.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
+    /// A fleet file (TOML, [[agent]] name, address, token_env): the fleet
+    /// view ranks them, Enter watches one.
+    #[arg(long, value_name = "FILE")]
+    fleet: Option<std::path::PathBuf>,
 }
 
 /// An agent running inside this process.
@@ -91,6 +95,11 @@ fn now_ms() -> i64 {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    // Read before the terminal is taken over, so an error prints plainly.
+    let fleet = match &cli.fleet {
+        Some(path) => Some(ward_tui::fleet::load(path).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let (endpoint, local) = match &cli.agent {
         Some(a) => (Endpoint::parse(a), false),
         None => (Endpoint::Unix(config.api.socket.clone()), true),
@@ -110,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
     let (req_tx, req_rx) = mpsc::channel::<Request>();
     let (upd_tx, upd_rx) = mpsc::channel();
+    let upd_tx_fleet = upd_tx.clone();
     let worker = {
         let client = client.clone();
         std::thread::Builder::new()
@@ -125,6 +135,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => endpoint.to_string(),
     };
     let mut app = App::new(label);
+    let fleet_stop = match fleet {
+        Some(members) => {
+            app.fleet_members = members.clone();
+            let (stop_tx, stop_rx) = mpsc::channel::<()>();
+            let out = upd_tx_fleet.clone();
+            std::thread::Builder::new()
+                .name("fleet".into())
+                .spawn(move || ward_tui::fleet::run(members, out, stop_rx, Duration::from_secs(5)))
+                .context("starting the fleet worker")?;
+            Some(stop_tx)
+        }
+        None => None,
+    };
     let mut last_live = std::time::Instant::now();
     let result = (|| -> anyhow::Result<()> {
         while !app.quit {
@@ -149,6 +172,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = execute!(stdout(), DisableMouseCapture);
     ratatui::restore();
     let _ = req_tx.send(Request::Stop);
+    if let Some(stop) = fleet_stop {
+        let _ = stop.send(());
+    }
     let _ = worker.join();
     if let Some(e) = embedded {
         e.stop.cancel();

@@ -35,6 +35,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         View::Gpus => draw_gpus_view(f, app, main),
         View::Incidents => draw_incidents_view(f, app, main),
         View::Jobs => draw_jobs_view(f, app, main),
+        View::Fleet => draw_fleet_view(f, app, main),
     }
     draw_status_bar(f, app, bottom);
     if app.help {
@@ -122,7 +123,7 @@ fn draw_status_bar(f: &mut Frame, app: &App, area: Rect) {
                 (n, 0) => format!("incidents: {n} active"),
                 (n, c) => format!("incidents: {n} active, ‼ {c} critical"),
             };
-            Line::from(format!(" ? help · Tab/1-6 views · q quit · {incidents}"))
+            Line::from(format!(" ? help · Tab/1-7 views · q quit · {incidents}"))
         }
     };
     f.render_widget(Paragraph::new(line), area);
@@ -692,6 +693,75 @@ fn draw_jobs_view(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(table, runs_area);
 }
 
+fn draw_fleet_view(f: &mut Frame, app: &App, area: Rect) {
+    let block = Block::new().borders(Borders::ALL).title(format!(
+        "Fleet ({} agents), worst first · Enter to watch one",
+        app.fleet.len()
+    ));
+    if app.fleet_members.is_empty() {
+        let text = "No fleet file. `ward --fleet FILE` watches many agents; FILE is TOML:\n\n[[agent]]\nname = \"db-7\"\naddress = \"10.0.0.7:7070\"\ntoken_env = \"WARD_TOKEN_DB\"   # optional";
+        f.render_widget(Paragraph::new(text).block(block), area);
+        return;
+    }
+    let rows: Vec<Row> = app
+        .fleet
+        .iter()
+        .map(|r| {
+            let (state, style) = match (&r.unreachable, r.critical, r.incidents) {
+                (Some(_), ..) => ("✗ down".to_string(), Style::new().fg(Color::Red)),
+                (None, c, _) if c > 0 => (format!("‼ {c} critical"), Style::new().fg(Color::Red)),
+                (None, _, n) if n > 0 => (format!("! {n} open"), Style::new().fg(Color::Yellow)),
+                _ => ("✓ ok".to_string(), Style::new()),
+            };
+            let what = match &r.unreachable {
+                Some(why) => why.clone(),
+                None => r.worst.clone().unwrap_or_default(),
+            };
+            Row::new(vec![
+                Line::styled(state, style),
+                Line::from(r.name.clone()),
+                Line::from(r.incidents.to_string()),
+                Line::from(
+                    r.anomaly_rate
+                        .map_or("–".into(), |a| format!("{:.1}%", a * 100.0)),
+                ),
+                Line::from(r.jobs.to_string()),
+                Line::from(what),
+            ])
+        })
+        .collect();
+    let mut state = ratatui::widgets::TableState::default();
+    if !app.fleet.is_empty() {
+        state.select(Some(app.fleet_selected));
+    }
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(13),
+            Constraint::Length(16),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Min(20),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "state",
+            "agent",
+            "incidents",
+            "anomaly",
+            "jobs",
+            "worst incident, or why it is down",
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .highlight_symbol("▶")
+    .block(block);
+    f.render_stateful_widget(table, area, &mut state);
+}
+
 fn draw_collectors(f: &mut Frame, app: &App, area: Rect) {
     let rows: Vec<Row> = app
         .status
@@ -892,7 +962,7 @@ const HELP: [(&str, &str); 20] = [
     ("/", "filter series or processes (Enter, Esc)"),
     ("j/k, ↓/↑", "next / previous row (mouse wheel too)"),
     ("PgDn/PgUp", "ten rows down / up"),
-    ("Enter", "chart the selected series"),
+    ("Enter", "chart the series; fleet: watch the agent"),
     ("+ / -", "zoom in / out: 5m 15m 1h 6h 1d 3d 7d"),
     ("h/l, ←/→", "pan back / forward in history; 0, End: live"),
     ("s", "processes: sort by CPU / by memory"),
@@ -1369,6 +1439,55 @@ mod tests {
             points,
         });
         insta::assert_snapshot!(render(&app, 120, 34));
+    }
+
+    #[test]
+    fn the_fleet_worst_first_at_100x12() {
+        use crate::fleet::{HostRow, Member};
+        let mut app = fixed_app();
+        app.view = View::Fleet;
+        let member = |name: &str| Member {
+            name: name.into(),
+            address: format!("{name}:7070"),
+            token_env: None,
+        };
+        app.fleet_members = vec![member("db-7"), member("gpu-3"), member("web-1")];
+        let row = |name: &str,
+                   down: Option<&str>,
+                   incidents,
+                   critical,
+                   rate: f64,
+                   worst: Option<&str>| HostRow {
+            name: name.into(),
+            address: format!("{name}:7070"),
+            unreachable: down.map(String::from),
+            host: name.into(),
+            incidents,
+            critical,
+            anomaly_rate: down.is_none().then_some(rate),
+            worst: worst.map(String::from),
+            jobs: 4,
+        };
+        app.apply(Update::Fleet(vec![
+            row(
+                "gpu-3",
+                Some("cannot reach the agent at gpu-3:7070: connection refused"),
+                0,
+                0,
+                0.0,
+                None,
+            ),
+            row(
+                "db-7",
+                None,
+                2,
+                1,
+                0.031,
+                Some("job etl failed 3 runs in a row (last: exit code 2)"),
+            ),
+            row("web-1", None, 0, 0, 0.004, None),
+        ]));
+        insta::assert_snapshot!(render(&app, 100, 12));
     }
 
     #[test]

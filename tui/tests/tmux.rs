@@ -68,11 +68,22 @@ fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = (dir.path().join("data"), dir.path().join("run"));
     let name = format!("ward-e2e-{}", std::process::id());
+    // A fleet of two: the agent `ward` starts, and one that is not there.
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[[agent]]\nname = \"here\"\naddress = \"{}\"\n\n[[agent]]\nname = \"nowhere\"\naddress = \"127.0.0.1:9\"\n",
+            run.join("ward/api.sock").display()
+        ),
+    )
+    .unwrap();
     let command = format!(
-        "env -u WARD_API_SOCKET -u WARD_AGENT_DATA_DIR WARD_JOBS_STATSD_LISTEN=127.0.0.1:0 XDG_DATA_HOME={} XDG_RUNTIME_DIR={} {}; echo EXITED $?; sleep 60",
+        "env -u WARD_API_SOCKET -u WARD_AGENT_DATA_DIR WARD_JOBS_STATSD_LISTEN=127.0.0.1:0 XDG_DATA_HOME={} XDG_RUNTIME_DIR={} {} --fleet {}; echo EXITED $?; sleep 60",
         data.display(),
         run.display(),
-        env!("CARGO_BIN_EXE_ward")
+        env!("CARGO_BIN_EXE_ward"),
+        fleet.display()
     );
     let status = Command::new("tmux")
         .args([
@@ -146,6 +157,16 @@ fn ward_starts_an_agent_shows_live_data_and_answers_keys() {
     s.wait_for(&["incident 1 noted", "operator: rerun"]);
     s.keys(&["6"]);
     s.wait_for(&["nightly-etl", "✗ exit 2", "42.0s"]);
+
+    // The fleet: the agent that is not there first, then this one with its
+    // incident; Enter on it watches it.
+    s.keys(&["7"]);
+    let fleet = s.wait_for(&["Fleet (2 agents)", "✗ down", "! 1 open"]);
+    let down = fleet.find("nowhere").unwrap();
+    let here = fleet.find("job nightly-etl failed").unwrap();
+    assert!(down < here, "the unreachable agent ranks first:\n{fleet}");
+    s.keys(&["j", "Enter"]);
+    s.wait_for(&["watching here", "CPU "]);
 
     // Resizing redraws cleanly, down to 80x24 and back.
     s.keys(&["1"]);
