@@ -150,11 +150,16 @@ pub struct RawApi {
     /// Unix socket. Empty: `$XDG_RUNTIME_DIR/ward/api.sock`, else `api.sock`
     /// in the data directory; packages set /run/ward/api.sock.
     pub socket: String,
-    /// TCP address, opt-in, loopback only for now: e.g. "127.0.0.1:7070".
+    /// TCP address, opt-in: e.g. "127.0.0.1:7070"; any other address than
+    /// loopback needs tls_cert and tls_key.
     pub listen: String,
     /// File of API tokens, one `ROLE TOKEN` a line (roles: viewer, operator,
     /// admin), mode 600. Needed for TCP; on the socket a token is optional.
     pub tokens_file: String,
+    /// PEM certificate chain for TLS on the TCP listener.
+    pub tls_cert: String,
+    /// PEM private key for it.
+    pub tls_key: String,
 }
 
 /// `[jobs]`: data-pipeline jobs.
@@ -365,6 +370,8 @@ pub struct StatsdConfig {
 pub struct ApiConfig {
     pub socket: PathBuf,
     pub listen: Option<String>,
+    /// TLS for the TCP listener.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     pub tokens: std::sync::Arc<crate::api::auth::Tokens>,
 }
 
@@ -561,6 +568,25 @@ impl RawConfig {
             )?,
         };
 
+        let tls = match (self.api.tls_cert.as_str(), self.api.tls_key.as_str()) {
+            ("", "") => None,
+            ("", _) | (_, "") => {
+                return Err(invalid(
+                    "api.tls_cert",
+                    &self.api.tls_cert,
+                    "both api.tls_cert and api.tls_key, or neither",
+                ));
+            }
+            (cert, key) => Some(
+                crate::api::tls::server_config(Path::new(cert), Path::new(key)).map_err(|why| {
+                    invalid(
+                        "api.tls_cert",
+                        cert,
+                        &format!("a readable PEM certificate and key ({why})"),
+                    )
+                })?,
+            ),
+        };
         let api = ApiConfig {
             socket: if self.api.socket.is_empty() {
                 crate::api::default_socket(&data_dir)
@@ -570,16 +596,24 @@ impl RawConfig {
             listen: match self.api.listen.as_str() {
                 "" => None,
                 addr => match addr.parse::<std::net::SocketAddr>() {
-                    Ok(a) if a.ip().is_loopback() => Some(addr.to_string()),
-                    _ => {
+                    Ok(a) if a.ip().is_loopback() || tls.is_some() => Some(addr.to_string()),
+                    Ok(_) => {
                         return Err(invalid(
                             "api.listen",
                             addr,
-                            "a loopback address and port such as \"127.0.0.1:7070\" (other addresses need TLS, which the API does not have yet)",
+                            "a loopback address such as \"127.0.0.1:7070\", or api.tls_cert and api.tls_key set: any other address needs TLS",
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(invalid(
+                            "api.listen",
+                            addr,
+                            "an address and port such as \"127.0.0.1:7070\"",
                         ));
                     }
                 },
             },
+            tls,
             tokens: std::sync::Arc::new(if self.api.tokens_file.is_empty() {
                 crate::api::auth::Tokens::default()
             } else {

@@ -467,10 +467,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         Err(e) => error!(error = %e, "api unavailable"),
     }
     match &config.api.listen {
-        Some(addr) => match crate::api::serve_tcp(addr, router, api_stop.clone()).await {
-            Ok(task) => api_tasks.push(task),
-            Err(e) => error!(error = %e, "api unavailable on tcp"),
-        },
+        Some(addr) => {
+            match crate::api::serve_tcp(addr, router, api_stop.clone(), config.api.tls.clone())
+                .await
+            {
+                Ok(task) => api_tasks.push(task),
+                Err(e) => error!(error = %e, "api unavailable on tcp"),
+            }
+        }
         // The router holds the store: it must not outlive the servers.
         None => drop(router),
     }

@@ -89,10 +89,13 @@ enum JobCommand {
         /// Data directory, over the config's (the socket and spool default under it).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// The agent's API: a socket path or HOST:PORT, over the config's.
-        /// A token, if one is needed, comes from $WARD_TOKEN.
+        /// The agent's API: a socket path, HOST:PORT or https://HOST:PORT,
+        /// over the config's. A token, if one is needed, comes from $WARD_TOKEN.
         #[arg(long, value_name = "ADDR")]
         agent: Option<String>,
+        /// CA certificate (PEM) for an https:// agent; default: $WARD_CA_FILE.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<std::ffi::OsString>,
@@ -183,6 +186,7 @@ fn main() -> ExitCode {
                     config,
                     data_dir,
                     agent,
+                    ca,
                     command,
                 },
         } => {
@@ -203,7 +207,11 @@ fn main() -> ExitCode {
                 max_duration,
                 command,
                 client: ward_shared::client::Client::new(endpoint)
-                    .with_token(std::env::var("WARD_TOKEN").ok().filter(|t| !t.is_empty())),
+                    .with_token(std::env::var("WARD_TOKEN").ok().filter(|t| !t.is_empty()))
+                    .with_ca_file(
+                        ca.or_else(|| std::env::var_os("WARD_CA_FILE").map(Into::into))
+                            .as_deref(),
+                    ),
                 spool: cfg.jobs.spool_dir.clone(),
                 heartbeat: std::time::Duration::from_secs(30),
                 gpus: cfg

@@ -372,6 +372,156 @@ fn detect_scores_a_csv_offline_and_names_bad_lines() {
 }
 
 #[test]
+fn with_tls_the_api_listens_beyond_loopback_and_clients_verify_it() {
+    use std::os::unix::fs::PermissionsExt;
+    use ward_shared::client::{Client, Endpoint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (ca, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca-key.pem"));
+    let ext = dir.path().join("leaf.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\n",
+    )
+    .unwrap();
+    // A CA, and the agent's certificate for localhost signed by it (.ci/run
+    // makes sure openssl is there).
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=ward test CA",
+                "-days",
+                "2",
+                "-keyout",
+                "ca-key.pem",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    assert!(ca_key.exists());
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "operator op-token-0123456789abc\n").unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Without TLS, any address but loopback is refused, and the error says why.
+    let out = check("[api]\nlisten = \"0.0.0.0:7070\"\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("any other address needs TLS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = check(&format!("[api]\ntls_cert = \"{}\"\n", cert.display()));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("both api.tls_cert and api.tls_key, or neither")
+    );
+    let out = check(&format!(
+        "[api]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        key.display(),
+        cert.display()
+    ));
+    assert_eq!(out.status.code(), Some(2), "the two swapped are refused");
+
+    let data = dir.path().join("data");
+    let running = Running::start_with(
+        &data,
+        &[
+            ("WARD_API_LISTEN", "0.0.0.0:0".as_ref()),
+            ("WARD_API_TOKENS_FILE", tokens.as_os_str()),
+            ("WARD_API_TLS_CERT", cert.as_os_str()),
+            ("WARD_API_TLS_KEY", key.as_os_str()),
+        ],
+    );
+    let line = running.wait_for("api listening on tcp");
+    assert!(line.contains("tls=true"), "{line}");
+    let port = line
+        .split("addr=0.0.0.0:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let token = Some("op-token-0123456789abc".to_string());
+        let https = Client::new(Endpoint::parse(&format!("https://localhost:{port}")))
+            .with_token(token.clone());
+        // The system's roots do not know a self-signed certificate.
+        let err = https.clone().health().await.unwrap_err().to_string();
+        assert!(err.contains("TLS: invalid peer certificate"), "{err}");
+        let ok = https.with_ca_file(Some(&ca)).health().await.unwrap();
+        assert_eq!(ok.status, "ok");
+        // Plain HTTP to a TLS port gets nowhere.
+        let plain = Client::new(Endpoint::Tcp(format!("127.0.0.1:{port}"))).with_token(token);
+        assert!(plain.health().await.is_err());
+    });
+    running.signal("TERM");
+    running.wait_for("agent stopped");
+}
+
+#[test]
 fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
     use std::os::unix::fs::PermissionsExt;
     use ward_shared::client::{Client, ClientError, Endpoint};

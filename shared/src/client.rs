@@ -1,6 +1,8 @@
 //! The typed API client: the only way the dashboard and CLIs talk to agents.
 //!
-//! An [`Endpoint`] is a Unix socket path or an `http://host:port` address.
+//! An [`Endpoint`] is a Unix socket path, an `http://host:port` address
+//! (loopback) or an `https://host:port` one, verified against the system's
+//! root certificates or a CA file ([`Client::with_ca_file`]).
 //! Every call has a timeout, so that a slow agent shows as slow instead of
 //! freezing its caller. One connection per request: the socket is local and
 //! requests are few (a dashboard refresh is a handful).
@@ -41,11 +43,16 @@ fn encode(segment: &str) -> String {
 pub enum Endpoint {
     Unix(PathBuf),
     Tcp(String),
+    /// `host:port`, over TLS.
+    Https(String),
 }
 
 impl Endpoint {
     /// `http://127.0.0.1:7070` or `127.0.0.1:7070` is TCP; anything else a socket path.
     pub fn parse(text: &str) -> Self {
+        if let Some(addr) = text.strip_prefix("https://") {
+            return Endpoint::Https(addr.trim_end_matches('/').to_string());
+        }
         match text.strip_prefix("http://") {
             Some(addr) => Endpoint::Tcp(addr.trim_end_matches('/').to_string()),
             None if text.parse::<std::net::SocketAddr>().is_ok() => Endpoint::Tcp(text.to_string()),
@@ -59,6 +66,7 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Unix(p) => write!(f, "{}", p.display()),
             Endpoint::Tcp(a) => write!(f, "http://{a}"),
+            Endpoint::Https(a) => write!(f, "https://{a}"),
         }
     }
 }
@@ -78,11 +86,41 @@ pub enum ClientError {
     Refused { status: u16, message: String },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     endpoint: Endpoint,
     timeout: Duration,
     token: Option<String>,
+    /// Roots that an `https` agent's certificate must chain to.
+    tls: TlsRoots,
+}
+
+/// Where trust for `https` agents comes from.
+#[derive(Debug, Clone)]
+enum TlsRoots {
+    System,
+    /// A CA file's certificates, or why it could not be read.
+    File(Result<std::sync::Arc<rustls::ClientConfig>, String>),
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_config(
+    roots: rustls::RootCertStore,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| std::sync::Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+        .map_err(|e| e.to_string())
 }
 
 impl Client {
@@ -91,7 +129,33 @@ impl Client {
             endpoint,
             timeout: Duration::from_secs(2),
             token: None,
+            tls: TlsRoots::System,
         }
+    }
+
+    /// Trusts the certificates of a PEM file (the agent's CA, or its
+    /// self-signed certificate) for `https` agents, instead of the system's.
+    pub fn with_ca_file(mut self, path: Option<&std::path::Path>) -> Self {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let Some(path) = path else {
+            return self;
+        };
+        let loaded = (|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())? {
+                roots
+                    .add(cert.map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+            }
+            if roots.is_empty() {
+                return Err("no certificate in it".to_string());
+            }
+            tls_config(roots)
+        })()
+        .map_err(|e| format!("CA file {}: {e}", path.display()));
+        self.tls = TlsRoots::File(loaded);
+        self
     }
 
     /// Sends `Authorization: Bearer TOKEN` with every request.
@@ -264,6 +328,31 @@ impl Client {
                     .await
                     .map_err(connect)?;
                 send(TokioIo::new(stream), request).await
+            }
+            Endpoint::Https(a) => {
+                let config = match &self.tls {
+                    TlsRoots::File(loaded) => loaded.clone().map_err(&protocol)?,
+                    TlsRoots::System => {
+                        let mut roots = rustls::RootCertStore::empty();
+                        for cert in rustls_native_certs::load_native_certs().certs {
+                            let _ = roots.add(cert);
+                        }
+                        tls_config(roots).map_err(&protocol)?
+                    }
+                };
+                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                let name = rustls::pki_types::ServerName::try_from(
+                    host.trim_matches(['[', ']']).to_string(),
+                )
+                .map_err(|e| protocol(e.to_string()))?;
+                let stream = tokio::net::TcpStream::connect(a.as_str())
+                    .await
+                    .map_err(connect)?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| protocol(format!("TLS: {e}")))?;
+                send(TokioIo::new(tls), request).await
             }
         }
         .map_err(protocol)?;

@@ -213,6 +213,7 @@ impl App {
         vec![Request::Connect {
             address: member.address,
             token,
+            ca_file: member.ca_file,
         }]
     }
 
@@ -858,11 +859,13 @@ mod tests {
                 name: "a".into(),
                 address: "10.0.0.1:7070".into(),
                 token_env: None,
+                ca_file: None,
             },
             Member {
                 name: "b".into(),
                 address: "10.0.0.2:7070".into(),
                 token_env: Some("WARD_TEST_NO_SUCH_VAR".into()),
+                ca_file: Some("/etc/ward/ca.pem".into()),
             },
         ];
         let row = |name: &str| HostRow {
@@ -884,7 +887,8 @@ mod tests {
             app.update(&key(KeyCode::Enter), 0),
             vec![Request::Connect {
                 address: "10.0.0.2:7070".into(),
-                token: None
+                token: None,
+                ca_file: Some("/etc/ward/ca.pem".into()),
             }]
         );
         assert_eq!(app.endpoint, "b · 10.0.0.2:7070");

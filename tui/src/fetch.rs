@@ -35,6 +35,7 @@ pub enum Request {
     Connect {
         address: String,
         token: Option<String>,
+        ca_file: Option<std::path::PathBuf>,
     },
     /// The runs of a job, newest first.
     JobRuns(String),
@@ -375,10 +376,15 @@ impl Worker {
                 .await
                 .map(|runs| Update::JobRuns { job, runs })
                 .map_err(|e| e.to_string()),
-            Request::Connect { address, token } => {
+            Request::Connect {
+                address,
+                token,
+                ca_file,
+            } => {
                 self.client = Client::new(Endpoint::parse(&address))
                     .with_timeout(Duration::from_secs(2))
-                    .with_token(token);
+                    .with_token(token)
+                    .with_ca_file(ca_file.as_deref());
                 self.roles = None;
                 return;
             }

@@ -7,6 +7,7 @@
 //! name = "db-7"
 //! address = "10.0.0.7:7070"       # HOST:PORT, http://HOST:PORT or a socket path
 //! token_env = "WARD_TOKEN_DB"      # optional: the variable holding its API token
+//! ca_file = "/etc/ward/ca.pem"     # optional: for https:// addresses
 //! ```
 //!
 //! A worker thread asks every agent for its status and incidents every few
@@ -30,6 +31,9 @@ pub struct Member {
     pub address: String,
     #[serde(default)]
     pub token_env: Option<String>,
+    /// CA certificate (PEM) for an https:// agent.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Member {
@@ -42,6 +46,7 @@ impl Member {
         Client::new(Endpoint::parse(&self.address))
             .with_timeout(Duration::from_secs(2))
             .with_token(token)
+            .with_ca_file(self.ca_file.as_deref())
     }
 }
 

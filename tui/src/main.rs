@@ -25,7 +25,8 @@ use ward_tui::ui;
 #[derive(Debug, Parser)]
 #[command(name = "ward", version, about)]
 struct Cli {
-    /// The agent to watch: its API socket path or http://HOST:PORT.
+    /// The agent to watch: its API socket path, http://HOST:PORT (loopback)
+    /// or https://HOST:PORT.
     /// Default: the local agent; started here if none runs.
     #[arg(long, value_name = "ADDR")]
     agent: Option<String>,
@@ -35,7 +36,11 @@ struct Cli {
     /// API token, needed over TCP; default: $WARD_TOKEN.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
-    /// A fleet file (TOML, [[agent]] name, address, token_env): the fleet
+    /// CA certificate (PEM) that an https:// agent's certificate must chain
+    /// to, instead of the system's roots; default: $WARD_CA_FILE.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// A fleet file (TOML, [[agent]] name, address, token_env, ca_file): the fleet
     /// view ranks them, Enter watches one.
     #[arg(long, value_name = "FILE")]
     fleet: Option<std::path::PathBuf>,
@@ -110,7 +115,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .or_else(|| std::env::var("WARD_TOKEN").ok());
     let client = Client::new(endpoint.clone())
         .with_timeout(Duration::from_secs(2))
-        .with_token(token);
+        .with_token(token)
+        .with_ca_file(
+            cli.ca
+                .clone()
+                .or_else(|| std::env::var_os("WARD_CA_FILE").map(Into::into))
+                .as_deref(),
+        );
     let embedded = if local && !reachable(&client) {
         Some(start_embedded(config, &client)?)
     } else {

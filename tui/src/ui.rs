@@ -1450,6 +1450,7 @@ mod tests {
             name: name.into(),
             address: format!("{name}:7070"),
             token_env: None,
+            ca_file: None,
         };
         app.fleet_members = vec![member("db-7"), member("gpu-3"), member("web-1")];
         let row = |name: &str,

@@ -1,6 +1,7 @@
 //! The local API: JSON over HTTP under `/api/v1/`, on a Unix socket by
 //! default (mode 0660: who may read it is who may connect) and on TCP when
-//! `api.listen` is set (loopback only until TLS is supported).
+//! `api.listen` is set: loopback, or any address with TLS (`api.tls_cert`,
+//! `api.tls_key`; see [`tls`]).
 //!
 //! Series, queries, status, processes, GPUs, incidents (list, detail,
 //! acknowledge, resolve, notes, feedback), jobs and their runs, job
@@ -10,6 +11,7 @@
 //! what was wrong.
 
 pub mod auth;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -468,6 +470,7 @@ pub async fn serve_tcp(
     addr: &str,
     router: Router,
     stop: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<tokio::task::JoinHandle<()>, ApiStartError> {
     let err = |source| ApiStartError::Listen {
         addr: addr.to_string(),
@@ -479,20 +482,33 @@ pub async fn serve_tcp(
             format!("{e}"),
         ))
     })?;
-    if !parsed.ip().is_loopback() {
+    if !parsed.ip().is_loopback() && tls.is_none() {
         return Err(err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
-            "a non-loopback address needs TLS, which the API does not have yet; listen on 127.0.0.1 or use the socket",
+            "a non-loopback address needs TLS: set api.tls_cert and api.tls_key, or listen on 127.0.0.1",
         )));
     }
     let listener = tokio::net::TcpListener::bind(parsed).await.map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
-    info!(addr = %bound, "api listening on tcp");
+    info!(addr = %bound, tls = tls.is_some(), "api listening on tcp");
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
+        let served = match tls {
+            Some(config) => {
+                let listener = tls::TlsListener {
+                    tcp: listener,
+                    acceptor: tokio_rustls::TlsAcceptor::from(config),
+                };
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+        };
+        if let Err(e) = served {
             warn!(error = %e, "api stopped");
         }
     }))
