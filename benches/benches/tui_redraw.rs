@@ -68,6 +68,8 @@ fn busy_app() -> App {
         network_tx: trend(60, 2e5),
         disk_io: trend(60, 5e6),
         load: trend(60, 4.0),
+        gpu_busy: trend(60, 0.7),
+        anomaly: trend(60, 0.02),
     }));
     let process = |i: u32| ProcessInfo {
         pid: 1000 + i,

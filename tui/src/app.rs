@@ -4,12 +4,15 @@
 //! worker for something) and [`App::apply`] (data from the worker) change
 //! the state; drawing reads it.
 
+use std::cell::Cell;
+
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
 use ward_shared::api::{GpuState, ProcessSnapshot, SeriesInfo};
 use ward_shared::status::AgentStatus;
 
+use ratatui::layout::Rect;
 use ward_shared::incident::{Feedback, Incident};
 use ward_shared::jobs::{JobRun, JobSummary};
 
@@ -121,6 +124,12 @@ pub struct App {
     pub fleet_members: Vec<crate::fleet::Member>,
     pub fleet: Vec<crate::fleet::HostRow>,
     pub fleet_selected: usize,
+    /// Where the current view's list was last drawn: its area, the line of
+    /// its first row, and how far it was scrolled. Drawing records it
+    /// (hence the cells); a click reads it to pick the row under the mouse.
+    pub list_area: Cell<Rect>,
+    pub list_first_row: Cell<u16>,
+    pub list_offset: Cell<usize>,
 }
 
 /// An incident's leading series around the incident's time.
@@ -167,6 +176,42 @@ impl App {
             fleet_members: Vec::new(),
             fleet: Vec::new(),
             fleet_selected: 0,
+            list_area: Cell::new(Rect::default()),
+            list_first_row: Cell::new(0),
+            list_offset: Cell::new(0),
+        }
+    }
+
+    /// Selects the row under a click in the current view's list.
+    fn click(&mut self, column: u16, row: u16) -> Vec<Request> {
+        let area = self.list_area.get();
+        let first = self.list_first_row.get();
+        let inside = column >= area.x
+            && column < area.x + area.width
+            && row >= first
+            && row < area.y + area.height.saturating_sub(1);
+        if !inside {
+            return Vec::new();
+        }
+        let index = self.list_offset.get() + usize::from(row - first);
+        match self.view {
+            View::Metrics if index < self.series.len() => {
+                self.selected = index;
+                self.chart_request().into_iter().collect()
+            }
+            View::Incidents if index < self.visible_incidents().len() => {
+                self.incident_selected = index;
+                self.incident_chart_request().into_iter().collect()
+            }
+            View::Jobs if index < self.jobs.len() => {
+                self.job_selected = index;
+                self.select_job(0)
+            }
+            View::Fleet if index < self.fleet.len() => {
+                self.fleet_selected = index;
+                Vec::new()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -435,6 +480,7 @@ impl App {
                     Some(v) => self.switch(v),
                     None => Vec::new(),
                 },
+                MouseEventKind::Down(_) => self.click(m.column, m.row),
                 MouseEventKind::ScrollDown if self.view == View::Metrics => self.select(1),
                 MouseEventKind::ScrollUp if self.view == View::Metrics => self.select(-1),
                 MouseEventKind::ScrollDown if self.view == View::Incidents => {
@@ -600,6 +646,8 @@ impl App {
 
     fn switch(&mut self, view: View) -> Vec<Request> {
         self.view = view;
+        // Until the new view is drawn, no list is under the mouse.
+        self.list_area.set(Rect::default());
         if view == View::Metrics && self.series.is_empty() {
             return vec![Request::Series(self.filter.clone())];
         }

@@ -79,6 +79,10 @@ pub struct Overview {
     pub network_tx: Trend,
     pub disk_io: Trend,
     pub load: Trend,
+    /// Mean utilization over the whole GPUs (MIG instances left out).
+    pub gpu_busy: Trend,
+    /// The host anomaly rate.
+    pub anomaly: Trend,
 }
 
 /// What the worker sends back.
@@ -182,6 +186,10 @@ impl Worker {
                 "disk"
             } else if s.key.starts_with("system.cpu.load_average.1m{") {
                 "load"
+            } else if s.key.starts_with("hw.gpu.utilization{") && !s.key.contains("hw.parent") {
+                "gpu"
+            } else if s.key.starts_with("ward.anomaly.rate{") {
+                "anomaly"
             } else {
                 continue;
             };
@@ -232,6 +240,14 @@ impl Worker {
             network_tx: trend("tx", Aggregation::Rate).await?,
             disk_io: trend("disk", Aggregation::Rate).await?,
             load: trend("load", Aggregation::Avg).await?,
+            gpu_busy: {
+                let gpus = roles.get("gpu").map_or(1, Vec::len).max(1) as f64;
+                let sum = trend("gpu", Aggregation::Avg).await?;
+                Trend {
+                    points: sum.points.iter().map(|&(t, v)| (t, v / gpus)).collect(),
+                }
+            },
+            anomaly: trend("anomaly", Aggregation::Avg).await?,
         })
     }
 

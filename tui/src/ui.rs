@@ -174,13 +174,13 @@ fn tile(f: &mut Frame, area: Rect, title: String, trend: &Trend, scale: f64) {
 fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
     let [tiles, lower] = Layout::vertical([Constraint::Length(8), Constraint::Min(0)]).areas(area);
     let [row1, row2] = Layout::vertical([Constraint::Length(4); 2]).areas(tiles);
-    let thirds = |r| Layout::horizontal([Constraint::Ratio(1, 3); 3]).areas::<3>(r);
+    let quarters = |r| Layout::horizontal([Constraint::Ratio(1, 4); 4]).areas::<4>(r);
     let o = &app.overview;
     let pct = |t: &Trend| {
         t.last()
             .map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0))
     };
-    let [a, b, c] = thirds(row1);
+    let [a, b, c, gpu_tile] = quarters(row1);
     tile(
         f,
         a,
@@ -205,7 +205,7 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         &o.load,
         100.0,
     );
-    let [d, e, g] = thirds(row2);
+    let [d, e, g, anomaly_tile] = quarters(row2);
     tile(
         f,
         d,
@@ -227,6 +227,19 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         &o.disk_io,
         1.0,
     );
+    let gpu_title = match (&app.gpus.unavailable, o.gpu_busy.last()) {
+        (_, Some(v)) => format!("GPU {:.0}%", v * 100.0),
+        (Some(_), None) => "GPU n/a".to_string(),
+        (None, None) => "GPU –".to_string(),
+    };
+    tile(f, gpu_tile, gpu_title, &o.gpu_busy, 1000.0);
+    tile(
+        f,
+        anomaly_tile,
+        format!("Anomaly {}", pct(&o.anomaly)),
+        &o.anomaly,
+        10_000.0,
+    );
 
     // As tall as the active incidents need, up to four of them.
     let active = app.incidents.iter().filter(|i| i.is_active()).count() as u16;
@@ -242,6 +255,13 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
     draw_collectors(f, app, health);
     draw_gpus(f, app, gpu);
     draw_processes(f, app, right);
+}
+
+/// Records where a list was drawn, for mouse clicks (see `App::click`).
+fn note_list(app: &App, area: Rect, header: bool, offset: usize) {
+    app.list_area.set(area);
+    app.list_first_row.set(area.y + 1 + u16::from(header));
+    app.list_offset.set(offset);
 }
 
 /// `‼ critical`, `! warning`, `· info`: severity that reads without colour.
@@ -366,6 +386,7 @@ fn draw_incidents_view(f: &mut Frame, app: &App, area: Rect) {
         .highlight_symbol("▶")
         .block(Block::new().borders(Borders::ALL).title(title));
     f.render_stateful_widget(table, list, &mut state);
+    note_list(app, list, true, state.offset());
 
     let block = Block::new()
         .borders(Borders::ALL)
@@ -639,6 +660,7 @@ fn draw_jobs_view(f: &mut Frame, app: &App, area: Rect) {
             .title(format!("Jobs ({}) · j/k select", app.jobs.len())),
     );
     f.render_stateful_widget(table, jobs_area, &mut state);
+    note_list(app, jobs_area, true, state.offset());
 
     let selected = app.jobs.get(app.job_selected).map(|j| j.name.as_str());
     let runs: Vec<Row> = match (&app.job_runs, selected) {
@@ -760,6 +782,7 @@ fn draw_fleet_view(f: &mut Frame, app: &App, area: Rect) {
     .highlight_symbol("▶")
     .block(block);
     f.render_stateful_widget(table, area, &mut state);
+    note_list(app, area, true, state.offset());
 }
 
 fn draw_collectors(f: &mut Frame, app: &App, area: Rect) {
@@ -889,6 +912,7 @@ fn draw_metrics(f: &mut Frame, app: &App, area: Rect) {
     let mut state =
         ListState::default().with_selected((!app.series.is_empty()).then_some(app.selected));
     f.render_stateful_widget(list, list_area, &mut state);
+    note_list(app, list_area, false, state.offset());
 
     let selected = app.series.get(app.selected);
     let chart = app
@@ -960,7 +984,7 @@ const HELP: [(&str, &str); 20] = [
         "overview, metrics, processes, GPUs, incidents, jobs",
     ),
     ("/", "filter series or processes (Enter, Esc)"),
-    ("j/k, ↓/↑", "next / previous row (mouse wheel too)"),
+    ("j/k, ↓/↑", "next / previous row (mouse: wheel, click)"),
     ("PgDn/PgUp", "ten rows down / up"),
     ("Enter", "chart the series; fleet: watch the agent"),
     ("+ / -", "zoom in / out: 5m 15m 1h 6h 1d 3d 7d"),
@@ -1229,6 +1253,8 @@ mod tests {
             network_tx: trend(&[800.0, 900.0]),
             disk_io: trend(&[0.0, 2_048_000.0]),
             load: trend(&[1.5, 1.75]),
+            gpu_busy: Trend::default(),
+            anomaly: trend(&[0.0, 0.01, 0.021]),
         }));
         app.apply(Update::Processes(ProcessSnapshot {
             ts: 0,
@@ -1489,6 +1515,40 @@ mod tests {
             row("web-1", None, 0, 0, 0.004, None),
         ]));
         insta::assert_snapshot!(render(&app, 100, 12));
+    }
+
+    #[test]
+    fn a_click_selects_the_row_under_the_mouse() {
+        use ratatui::crossterm::event::{
+            Event, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+        };
+        let click = |column, row| {
+            Event::Mouse(MouseEvent {
+                kind: MouseEventKind::Down(MouseButton::Left),
+                column,
+                row,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        let mut app = with_incidents();
+        app.view = View::Incidents;
+        render(&app, 120, 30);
+        // Tabs on line 0, the list's border on 1, its header on 2: line 4 is the second incident.
+        app.update(&click(10, 4), 0);
+        assert_eq!(app.incident_selected, 1);
+        assert_eq!(app.selected_incident().map(|i| i.id), Some(11));
+        // The detail pane and the empty rows below the list select nothing.
+        app.update(&click(100, 3), 0);
+        app.update(&click(10, 20), 0);
+        assert_eq!(app.incident_selected, 1);
+
+        app.view = View::Jobs;
+        render(&app, 100, 24);
+        assert_eq!(
+            app.update(&click(30, 5), 0),
+            vec![crate::fetch::Request::JobRuns("report".into())]
+        );
+        assert_eq!(app.job_selected, 2);
     }
 
     #[test]
