@@ -720,3 +720,131 @@ fn the_readme_shows_the_default_config_as_the_code_has_it() {
         "README.md's config block differs from `ward-agent default-config`:\n{defaults}"
     );
 }
+
+/// One request over HTTP/1.1 on a fresh connection; the status code.
+fn http_status(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: ward\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_route_answers_each_role_as_it_should() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        "viewer viewer-token-0123456789\noperator operator-token-0123456789\nadmin admin-token-0123456789\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let data = dir.path().join("data");
+    let running = Running::start_with(
+        &data,
+        &[
+            ("WARD_API_LISTEN", "127.0.0.1:0".as_ref()),
+            ("WARD_API_TOKENS_FILE", tokens.as_os_str()),
+        ],
+    );
+    let line = running.wait_for("api listening on tcp");
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    // Something to act on: a failed job opens incident 1 (over the socket,
+    // where no token is needed).
+    let out = agent()
+        .args(["job", "run", "--data-dir"])
+        .arg(&data)
+        .arg("--agent")
+        .arg(data.with_extension("sock"))
+        .args(["--name", "probe", "--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    let event = r#"{"job":"probe","run":"r9","kind":"start"}"#;
+    // Every route, and whether it changes something (operator) or reads (viewer).
+    let routes: [(&str, &str, &str, bool); 15] = [
+        ("GET", "/api/v1/health", "", false),
+        ("GET", "/api/v1/status", "", false),
+        ("GET", "/api/v1/series?match=cpu", "", false),
+        (
+            "POST",
+            "/api/v1/query",
+            r#"{"series":[0],"start":0,"end":1,"agg":"last"}"#,
+            false,
+        ),
+        ("GET", "/api/v1/processes", "", false),
+        ("GET", "/api/v1/gpus", "", false),
+        ("GET", "/api/v1/incidents?state=all", "", false),
+        ("GET", "/api/v1/incidents/1", "", false),
+        ("GET", "/api/v1/jobs", "", false),
+        ("GET", "/api/v1/jobs/probe/runs", "", false),
+        ("POST", "/api/v1/jobs/events", event, true),
+        (
+            "POST",
+            "/api/v1/incidents/1/notes",
+            r#"{"text":"seen"}"#,
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/incidents/1/feedback",
+            r#"{"feedback":"confirmed"}"#,
+            true,
+        ),
+        ("POST", "/api/v1/incidents/1/ack", "{}", true),
+        ("POST", "/api/v1/incidents/1/resolve", "{}", true),
+    ];
+    for (method, path, body, changes) in routes {
+        let status = |token: Option<&str>| http_status(&addr, method, path, token, body);
+        assert_eq!(status(None), 401, "{method} {path} without a token");
+        assert_eq!(
+            status(Some("guessed-token-0123456789")),
+            401,
+            "{method} {path}, unknown token"
+        );
+        let viewer = status(Some("viewer-token-0123456789"));
+        if changes {
+            assert_eq!(viewer, 403, "{method} {path} as viewer");
+        } else {
+            assert_eq!(viewer, 200, "{method} {path} as viewer");
+        }
+        for role in ["operator", "admin"] {
+            let token = format!("{role}-token-0123456789");
+            let got = status(Some(&token));
+            // The second resolve finds the incident resolved (409): allowed, just late.
+            assert!(
+                got == 200 || (path.ends_with("resolve") || path.ends_with("ack")) && got == 409,
+                "{method} {path} as {role}: {got}"
+            );
+        }
+    }
+    // On the socket, whose permissions already say who may connect, no token acts as operator.
+    let api = ward_shared::client::Client::new(ward_shared::client::Endpoint::Unix(
+        data.with_extension("sock"),
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let note = rt.block_on(api.note(1, "from the socket", None)).unwrap();
+    assert_eq!(note.notes.last().unwrap().by, "operator");
+    running.signal("TERM");
+    running.wait_for("agent stopped");
+}
