@@ -72,6 +72,11 @@ pub struct RawAgent {
     pub data_dir: String,
     /// The host name reported with every series. Empty: the system's host name.
     pub host_name: String,
+    /// Most memory (RSS) the agent may use; near it, it sheds optional work
+    /// (detector training, then process snapshots).
+    pub budget_rss: String,
+    /// Most CPU the agent may use, as a share of one core (0.05 = 5%).
+    pub budget_cpu: f64,
 }
 
 impl Default for RawAgent {
@@ -80,6 +85,8 @@ impl Default for RawAgent {
             interval: "1s".into(),
             data_dir: String::new(),
             host_name: String::new(),
+            budget_rss: "100MiB".into(),
+            budget_cpu: 0.05,
         }
     }
 }
@@ -388,6 +395,8 @@ pub struct AgentConfig {
     pub interval: Duration,
     pub data_dir: PathBuf,
     pub host_name: String,
+    pub budget_rss: u64,
+    pub budget_cpu: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -704,6 +713,15 @@ impl RawConfig {
             )?,
         };
 
+        let budget_rss = size("agent.budget_rss", &self.agent.budget_rss, 1 << 20)?;
+        let budget_cpu = self.agent.budget_cpu;
+        if !(budget_cpu > 0.0 && budget_cpu <= 16.0) {
+            return Err(invalid(
+                "agent.budget_cpu",
+                &budget_cpu.to_string(),
+                "a share of one core above 0, such as 0.05 for 5%",
+            ));
+        }
         let d = &self.detect;
         if !(d.threshold > 0.0 && d.threshold < 1.0) {
             return Err(invalid(
@@ -846,6 +864,8 @@ impl RawConfig {
                 interval,
                 data_dir,
                 host_name,
+                budget_rss,
+                budget_cpu,
             },
             store: StoreConfig {
                 flush_interval,
@@ -1187,7 +1207,9 @@ mod tests {
         let err = parse("", env).unwrap_err().to_string();
         assert!(err.contains("WARD_AGENT_INTERVALL"), "{err}");
         assert!(
-            err.ends_with("WARD_AGENT_INTERVAL, WARD_AGENT_DATA_DIR, WARD_AGENT_HOST_NAME"),
+            err.ends_with(
+                "WARD_AGENT_INTERVAL, WARD_AGENT_DATA_DIR, WARD_AGENT_HOST_NAME, WARD_AGENT_BUDGET_RSS, WARD_AGENT_BUDGET_CPU"
+            ),
             "{err}"
         );
 

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 use ward_shared::{Sample, SeriesDesc, SeriesId};
 
+use crate::budget::{Budget, Shed};
 use crate::collect::Collector;
 use crate::collect::agent::AgentCollector;
 use crate::collect::cpu::CpuCollector;
@@ -44,6 +45,8 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Job clocks (overruns, missed runs) and incident auto-resolution.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// The resource budget is checked every this many health ticks.
+const BUDGET_EVERY_TICKS: u64 = 5;
 /// Static rules run every this many health ticks.
 const RULES_EVERY_TICKS: u64 = 10;
 /// The spool is read every this many health ticks.
@@ -134,19 +137,29 @@ impl SampleSink for DetectingSink {
     }
 }
 
+/// The handles the agent's parts share.
+struct Parts {
+    store: SharedStore,
+    incidents: SharedIncidents,
+    jobs: SharedJobs,
+    processes: ProcessTable,
+    gpus: GpuTable,
+    shed: Arc<Shed>,
+}
+
 /// Starts the detection thread, with what incidents say was going on and
 /// where the host anomaly rate is written.
 fn start_detection(
     settings: LiveSettings,
     host: &str,
-    store: &SharedStore,
-    incidents: &SharedIncidents,
-    jobs: &SharedJobs,
-    processes: &ProcessTable,
-    gpus: &GpuTable,
+    parts: &Parts,
 ) -> Option<(Feed, std::thread::JoinHandle<()>)> {
     let context = {
-        let (jobs, processes, gpus) = (jobs.clone(), processes.clone(), gpus.clone());
+        let (jobs, processes, gpus) = (
+            parts.jobs.clone(),
+            parts.processes.clone(),
+            parts.gpus.clone(),
+        );
         Box::new(move || IncidentContext {
             jobs: jobs.lock().running_now(),
             processes: processes
@@ -168,7 +181,7 @@ fn start_detection(
         })
     };
     let rate = {
-        let store = store.clone();
+        let store = parts.store.clone();
         let key = crate::collect::key("ward.anomaly.rate", &[("host.name", host)]);
         let mut id = None;
         move |ts, value| {
@@ -186,8 +199,9 @@ fn start_detection(
     match crate::detect::live::start(
         settings,
         host,
-        store.clone(),
-        incidents.clone(),
+        parts.store.clone(),
+        parts.shed.clone(),
+        parts.incidents.clone(),
         context,
         rate,
     ) {
@@ -205,6 +219,7 @@ fn collectors(
     store: &SharedStore,
     processes: &ProcessTable,
     gpus: &GpuTable,
+    shed: &Arc<Shed>,
 ) -> Vec<(Box<dyn Collector>, Duration)> {
     let (paths, host) = (&config.collect.paths, config.agent.host_name.as_str());
     let every = config.agent.interval;
@@ -217,7 +232,9 @@ fn collectors(
             "filesystem" => (Box::new(FilesystemCollector::new(paths, host)), every),
             "network" => (Box::new(NetworkCollector::new(paths, host)), every),
             "process" => (
-                Box::new(ProcessCollector::new(paths, host, processes.clone())),
+                Box::new(
+                    ProcessCollector::new(paths, host, processes.clone()).with_shed(shed.clone()),
+                ),
                 config.collect.process_interval,
             ),
             "gpu" => (
@@ -283,7 +300,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let spool = SpoolCounts::default();
     let processes = ProcessTable::default();
     let gpus = GpuTable::default();
-    let mut all = collectors(&config, &store, &processes, &gpus);
+    let budget = Arc::new(Mutex::new(Budget::new(
+        config.agent.budget_rss,
+        config.agent.budget_cpu,
+    )));
+    let shed = budget.lock().map(|b| b.shed.clone()).unwrap_or_default();
+    let mut all = collectors(&config, &store, &processes, &gpus, &shed);
     if let Some(st) = &config.statsd {
         match crate::collect::statsd::listen(
             &st.listen,
@@ -310,11 +332,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         Some(settings) => start_detection(
             settings.clone(),
             &config.agent.host_name,
-            &store,
-            &incidents,
-            &jobs,
-            &processes,
-            &gpus,
+            &Parts {
+                store: store.clone(),
+                incidents: incidents.clone(),
+                jobs: jobs.clone(),
+                processes: processes.clone(),
+                gpus: gpus.clone(),
+                shed: shed.clone(),
+            },
         ),
         None => None,
     };
@@ -358,9 +383,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             let (jobs, incidents, spool) = (jobs.clone(), incidents.clone(), spool.clone());
             let (store, gpus) = (store.clone(), gpus.clone());
             let mut rules = Rules::new(config.rules.clone());
+            let budget = budget.clone();
             let mut ticks = 0u64;
             move || {
                 ticks += 1;
+                if ticks % BUDGET_EVERY_TICKS == 1
+                    && let Some((rss, cpu)) = crate::budget::measure()
+                    && let Ok(mut b) = budget.lock()
+                {
+                    b.check(rss, cpu, std::time::Instant::now());
+                }
                 if ticks % RULES_EVERY_TICKS == 1 {
                     rules.check(now_ms(), &store, &gpus, &mut incidents.lock())?;
                 }
@@ -412,6 +444,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                         incidents_active: incidents.lock().list(false).len() as u64,
                     }
                 },
+                budget: budget
+                    .lock()
+                    .ok()
+                    .map(|b| ward_shared::status::BudgetHealth {
+                        rss_bytes: b.rss,
+                        cpu_share: b.cpu,
+                        max_rss_bytes: b.max_rss,
+                        max_cpu_share: b.max_cpu,
+                        shedding: b.shed.names(),
+                    }),
                 notify: notify_stats
                     .as_ref()
                     .map(|n| ward_shared::status::NotifyHealth {

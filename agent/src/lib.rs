@@ -8,6 +8,8 @@
 //! - [`collect`]: one module per source (cpu, memory, disk, filesystem,
 //!   network, process, the agent itself); each only produces values, and a
 //!   runner gives each a thread so that none delays another.
+//! - [`budget`]: the agent's own RSS and CPU budget, and the optional work
+//!   it sheds to stay under it.
 //! - [`config`]: the TOML config file, environment overrides, validation.
 //! - [`detect`]: the streaming anomaly detector of one series (k-means on
 //!   shape and level features, causal), and the CSV of `ward-agent detect`.
@@ -24,6 +26,7 @@
 //! Exporters arrive as their issue lands, in a module of their own.
 
 pub mod api;
+pub mod budget;
 pub mod collect;
 pub mod config;
 pub mod daemon;

@@ -103,6 +103,20 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         )),
         None => out.push_str("detection: off\n"),
     }
+    if let Some(b) = &s.budget {
+        out.push_str(&format!(
+            "budget: {:.1} of {:.1} MB RSS, {:.2}% of {:.1}% of a core; {}\n",
+            b.rss_bytes as f64 / 1e6,
+            b.max_rss_bytes as f64 / 1e6,
+            b.cpu_share * 100.0,
+            b.max_cpu_share * 100.0,
+            if b.shedding.is_empty() {
+                "nothing shed".to_string()
+            } else {
+                format!("shedding {}", b.shedding.join(", "))
+            }
+        ));
+    }
     if let Some(n) = &s.notify {
         out.push_str(&format!(
             "notifications: {} sent, {} failed, {} over the rate limit, {} dropped with a full queue\n",

@@ -848,3 +848,48 @@ fn every_route_answers_each_role_as_it_should() {
     running.signal("TERM");
     running.wait_for("agent stopped");
 }
+
+#[test]
+fn over_its_memory_budget_the_agent_sheds_optional_work_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let running = Running::start_with(&data, &[("WARD_AGENT_BUDGET_RSS", "1MiB".as_ref())]);
+    let line = running.wait_for("over 90% of the agent's resource budget");
+    assert!(line.contains("detector training"), "{line}");
+    let line = running.wait_for("over 90% of the agent's resource budget");
+    assert!(line.contains("process snapshots"), "{line}");
+    let client = ward_shared::client::Client::new(ward_shared::client::Endpoint::Unix(
+        data.with_extension("sock"),
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(client.status()).unwrap();
+    let budget = status.budget.unwrap();
+    assert_eq!(budget.shedding, ["detector training", "process snapshots"]);
+    assert_eq!(budget.max_rss_bytes, 1 << 20);
+    assert!(budget.rss_bytes > budget.max_rss_bytes);
+    // `ward-agent status` says so too, once the status file is rewritten (every 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let out = agent()
+            .args(["status", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("shedding detector training, process snapshots")
+            || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    running.signal("TERM");
+    running.wait_for("agent stopped");
+    assert!(
+        text.contains("shedding detector training, process snapshots"),
+        "{text}"
+    );
+}

@@ -24,7 +24,7 @@ fn trend(n: usize, scale: f64) -> Trend {
 
 fn busy_app() -> App {
     let mut app = App::new("/run/ward/api.sock");
-    app.apply(Update::Status(AgentStatus {
+    app.apply(Update::Status(Box::new(AgentStatus {
         host: "gpu-node-17".into(),
         version: "0.1.0".into(),
         pid: 1,
@@ -57,10 +57,11 @@ fn busy_app() -> App {
         gpu_unavailable: None,
         gpus: 8,
         jobs: Default::default(),
+        budget: None,
         notify: None,
         detect: None,
         store: StoreHealth::default(),
-    }));
+    })));
     app.apply(Update::Overview(Overview {
         cpu_busy: trend(60, 0.3),
         memory_used: trend(60, 0.4),

@@ -29,6 +29,20 @@ pub struct AgentStatus {
     /// Notifications; `None` when no target is set.
     #[serde(default)]
     pub notify: Option<NotifyHealth>,
+    /// The agent's own resource use against its budget.
+    #[serde(default)]
+    pub budget: Option<BudgetHealth>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetHealth {
+    pub rss_bytes: u64,
+    /// Share of one core over the last check.
+    pub cpu_share: f64,
+    pub max_rss_bytes: u64,
+    pub max_cpu_share: f64,
+    /// Optional work shed to stay under the budget, e.g. "detector training".
+    pub shedding: Vec<String>,
 }
 
 /// Notifications since start, over every target.

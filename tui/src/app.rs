@@ -366,7 +366,7 @@ impl App {
             self.stale = None;
         }
         match update {
-            Update::Status(s) => self.status = Some(s),
+            Update::Status(s) => self.status = Some(*s),
             Update::Overview(o) => self.overview = o,
             Update::Processes(p) => self.processes = p,
             Update::Gpus(g) => self.gpus = g,

@@ -88,7 +88,7 @@ pub struct Overview {
 /// What the worker sends back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
-    Status(AgentStatus),
+    Status(Box<AgentStatus>),
     Overview(Overview),
     Processes(ProcessSnapshot),
     Gpus(GpuState),
@@ -256,7 +256,7 @@ impl Worker {
             self.client
                 .status()
                 .await
-                .map(Update::Status)
+                .map(|s| Update::Status(Box::new(s)))
                 .map_err(|e| e.to_string()),
             self.overview().await.map(Update::Overview),
             self.client

@@ -1222,7 +1222,7 @@ mod tests {
             missed_ticks: 0,
             dropped_batches: 0,
         };
-        app.apply(Update::Status(AgentStatus {
+        app.apply(Update::Status(Box::new(AgentStatus {
             host: "db-7".into(),
             version: "0.1.0".into(),
             pid: 42,
@@ -1237,6 +1237,7 @@ mod tests {
             gpu_unavailable: Some("NVML could not be loaded".into()),
             gpus: 0,
             jobs: Default::default(),
+            budget: None,
             notify: None,
             detect: Some(ward_shared::status::DetectHealth {
                 series: 142,
@@ -1245,7 +1246,7 @@ mod tests {
                 ..Default::default()
             }),
             store: StoreHealth::default(),
-        }));
+        })));
         app.apply(Update::Overview(Overview {
             cpu_busy: trend(&[0.1, 0.2, 0.35, 0.3]),
             memory_used: trend(&[0.41, 0.42]),

@@ -171,6 +171,8 @@ pub struct ProcessCollector {
     cgroups: NamedSeries,
     table: ProcessTable,
     found: Vec<(PathBuf, &'static str, String)>,
+    /// Set by the resource budget: skip the (costly) process list.
+    shed: Option<std::sync::Arc<crate::budget::Shed>>,
 }
 
 impl ProcessCollector {
@@ -187,7 +189,14 @@ impl ProcessCollector {
             cgroups: NamedSeries::default(),
             table,
             found: Vec::new(),
+            shed: None,
         }
+    }
+
+    /// Skips its work while the resource budget says so.
+    pub fn with_shed(mut self, shed: std::sync::Arc<crate::budget::Shed>) -> Self {
+        self.shed = Some(shed);
+        self
     }
 
     fn collect_processes(&mut self, ts: i64, out: &mut Emitter) -> Result<(), CollectError> {
@@ -314,6 +323,13 @@ impl Collector for ProcessCollector {
     }
 
     fn collect(&mut self, ts: i64, out: &mut Emitter) -> Result<(), CollectError> {
+        if self
+            .shed
+            .as_ref()
+            .is_some_and(|s| s.processes.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Ok(());
+        }
         self.collect_processes(ts, out)?;
         self.collect_cgroups(out);
         Ok(())

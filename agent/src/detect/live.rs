@@ -121,6 +121,8 @@ pub struct Bank {
     pub over_budget: u64,
     /// Where models are kept across restarts.
     store: Option<SharedStore>,
+    /// The resource budget's word on training.
+    shed: Option<Arc<crate::budget::Shed>>,
 }
 
 impl std::fmt::Debug for Bank {
@@ -152,7 +154,14 @@ impl Bank {
             trainings: 0,
             over_budget: 0,
             store: None,
+            shed: None,
         }
+    }
+
+    /// Trains only while the resource budget allows it.
+    pub fn with_shed(mut self, shed: Arc<crate::budget::Shed>) -> Self {
+        self.shed = Some(shed);
+        self
     }
 
     /// Keeps models in `store`: loaded when a series is first seen, saved by [`Bank::save`].
@@ -257,7 +266,11 @@ impl Bank {
             if s.ts / 1000 != self.budget_second {
                 (self.budget_second, self.spent) = (s.ts / 1000, Duration::ZERO);
             }
-            let may_train = self.spent < self.settings.training_budget;
+            let may_train = self.spent < self.settings.training_budget
+                && !self
+                    .shed
+                    .as_ref()
+                    .is_some_and(|s| s.training.load(Ordering::Relaxed));
             let started = Instant::now();
             let waiting = w.detector.training_deferred();
             let (score, trained) = w.detector.score_at(s.ts, value, may_train);
@@ -473,12 +486,13 @@ pub fn start(
     settings: LiveSettings,
     host: &str,
     store: SharedStore,
+    shed: Arc<crate::budget::Shed>,
     incidents: SharedIncidents,
     context: ContextFn,
     rate: impl FnMut(TimestampMs, f64) + Send + 'static,
 ) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    let bank = Bank::new(settings, host).with_store(store);
+    let bank = Bank::new(settings, host).with_store(store).with_shed(shed);
     let stats = Arc::new(DetectStats::default());
     let shared = stats.clone();
     let handle = std::thread::Builder::new()
