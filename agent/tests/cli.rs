@@ -521,22 +521,15 @@ fn with_tls_the_api_listens_beyond_loopback_and_clients_verify_it() {
     running.wait_for("agent stopped");
 }
 
-#[test]
-fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
+/// An agent with a tokens file (`text`, mode 600) and TCP on a loopback
+/// port; the agent and the address it listens on.
+fn with_tokens_on_tcp(dir: &Path, text: &str) -> (Running, String) {
     use std::os::unix::fs::PermissionsExt;
-    use ward_shared::client::{Client, ClientError, Endpoint};
-
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(
-        &tokens,
-        "# who may read\nviewer read-only-token-0123456789\n",
-    )
-    .unwrap();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, text).unwrap();
     std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let data = dir.path().join("data");
     let running = Running::start_with(
-        &data,
+        &dir.join("data"),
         &[
             ("WARD_API_LISTEN", "127.0.0.1:0".as_ref()),
             ("WARD_API_TOKENS_FILE", tokens.as_os_str()),
@@ -549,8 +542,20 @@ fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
         .unwrap()
         .split_whitespace()
         .next()
-        .unwrap()
-        .to_string();
+        .unwrap();
+    (running, addr.to_string())
+}
+
+#[test]
+fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
+    use ward_shared::client::{Client, ClientError, Endpoint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (running, addr) = with_tokens_on_tcp(
+        dir.path(),
+        "# who may read\nviewer read-only-token-0123456789\n",
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -573,6 +578,8 @@ fn over_tcp_the_api_needs_a_token_and_the_socket_does_not() {
     assert!(running.child.wait().unwrap().success());
 
     // A tokens file that others can read is refused before the agent starts.
+    use std::os::unix::fs::PermissionsExt;
+    let tokens = dir.path().join("tokens");
     std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
     let config = dir.path().join("ward.toml");
     std::fs::write(
@@ -739,32 +746,12 @@ fn http_status(addr: &str, method: &str, path: &str, token: Option<&str>, body: 
 
 #[test]
 fn every_route_answers_each_role_as_it_should() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(
-        &tokens,
-        "viewer viewer-token-0123456789\noperator operator-token-0123456789\nadmin admin-token-0123456789\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
     let data = dir.path().join("data");
-    let running = Running::start_with(
-        &data,
-        &[
-            ("WARD_API_LISTEN", "127.0.0.1:0".as_ref()),
-            ("WARD_API_TOKENS_FILE", tokens.as_os_str()),
-        ],
+    let (running, addr) = with_tokens_on_tcp(
+        dir.path(),
+        "viewer viewer-token-0123456789\noperator operator-token-0123456789\nadmin admin-token-0123456789\n",
     );
-    let line = running.wait_for("api listening on tcp");
-    let addr = line
-        .split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
     // Something to act on: a failed job opens incident 1 (over the socket,
     // where no token is needed).
     let out = agent()
