@@ -773,7 +773,7 @@ fn every_route_answers_each_role_as_it_should() {
         (
             "POST",
             "/api/v1/query",
-            r#"{"series":[0],"start":0,"end":1,"agg":"last"}"#,
+            r#"{"series":[],"start":0,"end":1,"agg":"last"}"#,
             false,
         ),
         ("GET", "/api/v1/processes", "", false),
