@@ -290,16 +290,15 @@ fn overruns_and_missed_runs_raise_incidents_on_the_clock() {
     let overdue = api.wait_until("the overrun incident", 10, |a| {
         a.incident("job:slow:overdue")
     });
-    assert!(
-        overdue
-            .title
-            .starts_with("job slow still running after 1 s (max 1 s), run ")
-            || overdue
-                .title
-                .starts_with("job slow still running after 2 s (max 1 s), run "),
-        "{}",
-        overdue.title
-    );
+    // Raised on the first clock check past the limit: a second or two in,
+    // more on a loaded machine.
+    let ran: u64 = overdue
+        .title
+        .strip_prefix("job slow still running after ")
+        .and_then(|t| t.split(" s (max 1 s), run ").next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{}", overdue.title));
+    assert!((1..=5).contains(&ran), "{}", overdue.title);
     let runs = api.runs("slow");
     assert_eq!(
         runs[0].status,

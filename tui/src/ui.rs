@@ -1411,7 +1411,7 @@ mod tests {
             Incident {
                 id: 13,
                 key: "anomaly:db-7".into(),
-                title: format!("3 series unusual at once on db-7, led by {key}"),
+                title: "disk writes on nvme0n1 with iowait and 1 more unusual on db-7, since 14:32 (3 series)".into(),
                 severity: Severity::Warning,
                 state: IncidentState::Open,
                 source: IncidentSource::Anomaly,

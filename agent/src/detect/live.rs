@@ -74,6 +74,8 @@ impl Default for LiveSettings {
 /// What the bank knows of a series.
 struct Watched {
     key: String,
+    /// How a person names it ("disk writes on nvme0n1").
+    human: String,
     unit: String,
     counter: bool,
     detector: Detector,
@@ -227,6 +229,7 @@ impl Bank {
             id,
             Watched {
                 key,
+                human: super::names::human(&desc.key),
                 unit: desc.unit.clone(),
                 counter: desc.kind == MetricKind::Counter,
                 detector,
@@ -422,13 +425,29 @@ impl Bank {
             .take(20)
             .collect();
         let share = flags.len() as f64 / self.series.len().max(1) as f64;
-        let lead = signals.first().map_or("?", |s| s.what.as_str());
+        // "disk writes on nvme0n1 with iowait and 3 more unusual on db-7, since 14:32"
+        let mut names: Vec<&str> = Vec::new();
+        for f in &flags {
+            if let Some(w) = self.series.get(&f.series)
+                && !names.contains(&w.human.as_str())
+            {
+                names.push(&w.human);
+            }
+        }
+        let lead = match names.as_slice() {
+            [] => "?".to_string(),
+            [one] => one.to_string(),
+            [one, two] => format!("{one} with {two}"),
+            [one, two, rest @ ..] => format!("{one} with {two} and {} more", rest.len()),
+        };
+        let since = flags.iter().map(|f| f.ts).min().unwrap_or(0);
         Raise {
             key: key.to_string(),
             title: format!(
-                "{} series unusual at once on {}, led by {lead}",
-                flags.len(),
-                self.host
+                "{lead} unusual on {}, since {} ({} series)",
+                self.host,
+                &ward_shared::time::utc(since)[11..16],
+                flags.len()
             ),
             severity: if share >= 0.25 {
                 Severity::Critical
@@ -639,9 +658,12 @@ mod tests {
         let i = &all[0];
         assert_eq!(i.key, "anomaly:db-7");
         assert_eq!(i.source, IncidentSource::Anomaly);
+        // Unknown names read as their keys; known ones as phrases (detect::names).
         assert!(
-            i.title
-                .starts_with("3 series unusual at once on db-7, led by test.s"),
+            i.title.starts_with("test.s")
+                && i.title.contains(" with test.s")
+                && i.title
+                    .ends_with(" and 1 more unusual on db-7, since 00:08 (3 series)"),
             "{}",
             i.title
         );

@@ -25,6 +25,7 @@
 
 pub mod csv;
 pub mod live;
+pub mod names;
 
 use std::collections::VecDeque;
 
