@@ -384,6 +384,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             let (store, gpus) = (store.clone(), gpus.clone());
             let mut rules = Rules::new(config.rules.clone());
             let budget = budget.clone();
+            let (host, started_ms) = (config.agent.host_name.clone(), now_ms());
+            let mut book_series: Option<[SeriesId; 3]> = None;
             let mut ticks = 0u64;
             move || {
                 ticks += 1;
@@ -407,7 +409,61 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                 }
                 let now = now_ms();
                 jobs.lock().check_clocks(now, &mut incidents.lock())?;
-                incidents.lock().tick(now)
+                incidents.lock().tick(now)?;
+                // Jobs and incidents as series, for the overview and for export.
+                // One lock at a time: the books are taken jobs first elsewhere.
+                let (running, failures) = {
+                    let book = jobs.lock();
+                    (
+                        book.running_now().len() as f64,
+                        book.failures_total() as f64,
+                    )
+                };
+                let active = incidents.lock().list(false).len() as f64;
+                let mut st = store.lock();
+                let ids = match book_series {
+                    Some(ids) => ids,
+                    None => {
+                        let g = |name: &str, unit: &str| {
+                            SeriesDesc::gauge(
+                                crate::collect::key(name, &[("host.name", host.as_str())]),
+                                unit,
+                            )
+                        };
+                        let ids = [
+                            st.register(g("ward.jobs.running", "{run}"))?,
+                            st.register(SeriesDesc::counter(
+                                crate::collect::key(
+                                    "ward.jobs.failures",
+                                    &[("host.name", host.as_str())],
+                                ),
+                                "{run}",
+                                started_ms,
+                            ))?,
+                            st.register(g("ward.incidents.active", "{incident}"))?,
+                        ];
+                        book_series = Some(ids);
+                        ids
+                    }
+                };
+                st.append(&[
+                    Sample {
+                        series: ids[0],
+                        ts: now,
+                        value: running,
+                    },
+                    Sample {
+                        series: ids[1],
+                        ts: now,
+                        value: failures,
+                    },
+                    Sample {
+                        series: ids[2],
+                        ts: now,
+                        value: active,
+                    },
+                ])
+                .map(|_| ())
             }
         },
         failed.clone(),

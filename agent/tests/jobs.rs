@@ -190,6 +190,20 @@ fn job_run_passes_output_through_keeps_the_exit_code_and_records_the_run() {
     let jobs = api.rt.block_on(api.client.jobs()).unwrap();
     let etl = jobs.iter().find(|j| j.name == "etl").unwrap();
     assert_eq!((etl.runs, etl.failures, etl.failure_streak), (4, 3, 0));
+    // The failures are a series too (the overview's tile, and export).
+    let failures = api.wait_until("ward.jobs.failures at 3", 10, |a| {
+        let s = a.rt.block_on(a.client.series("ward.jobs.failures")).ok()?;
+        let q = ward_shared::api::QueryRequest {
+            series: vec![s.first()?.id],
+            start: 0,
+            end: i64::MAX / 2,
+            step: None,
+            agg: ward_shared::api::Aggregation::Last,
+        };
+        let points = a.rt.block_on(a.client.query(&q)).ok()?;
+        points[0].points.last().map(|p| p.1).filter(|v| *v == 3.0)
+    });
+    assert_eq!(failures, 3.0);
 }
 
 #[test]

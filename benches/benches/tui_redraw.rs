@@ -71,6 +71,8 @@ fn busy_app() -> App {
         load: trend(60, 4.0),
         gpu_busy: trend(60, 0.7),
         anomaly: trend(60, 0.02),
+        jobs_running: trend(60, 3.0),
+        incidents_active: trend(60, 1.0),
     }));
     let process = |i: u32| ProcessInfo {
         pid: 1000 + i,

@@ -83,6 +83,9 @@ pub struct Overview {
     pub gpu_busy: Trend,
     /// The host anomaly rate.
     pub anomaly: Trend,
+    /// Job runs going on, and active incidents.
+    pub jobs_running: Trend,
+    pub incidents_active: Trend,
 }
 
 /// What the worker sends back.
@@ -190,6 +193,10 @@ impl Worker {
                 "gpu"
             } else if s.key.starts_with("ward.anomaly.rate{") {
                 "anomaly"
+            } else if s.key.starts_with("ward.jobs.running{") {
+                "jobs"
+            } else if s.key.starts_with("ward.incidents.active{") {
+                "incidents"
             } else {
                 continue;
             };
@@ -248,6 +255,8 @@ impl Worker {
                 }
             },
             anomaly: trend("anomaly", Aggregation::Avg).await?,
+            jobs_running: trend("jobs", Aggregation::Max).await?,
+            incidents_active: trend("incidents", Aggregation::Max).await?,
         })
     }
 

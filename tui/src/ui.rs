@@ -174,13 +174,13 @@ fn tile(f: &mut Frame, area: Rect, title: String, trend: &Trend, scale: f64) {
 fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
     let [tiles, lower] = Layout::vertical([Constraint::Length(8), Constraint::Min(0)]).areas(area);
     let [row1, row2] = Layout::vertical([Constraint::Length(4); 2]).areas(tiles);
-    let quarters = |r| Layout::horizontal([Constraint::Ratio(1, 4); 4]).areas::<4>(r);
+    let fifths = |r| Layout::horizontal([Constraint::Ratio(1, 5); 5]).areas::<5>(r);
     let o = &app.overview;
     let pct = |t: &Trend| {
         t.last()
             .map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0))
     };
-    let [a, b, c, gpu_tile] = quarters(row1);
+    let [a, b, c, gpu_tile, jobs_tile] = fifths(row1);
     tile(
         f,
         a,
@@ -205,7 +205,7 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         &o.load,
         100.0,
     );
-    let [d, e, g, anomaly_tile] = quarters(row2);
+    let [d, e, g, anomaly_tile, incidents_tile] = fifths(row2);
     tile(
         f,
         d,
@@ -239,6 +239,21 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         format!("Anomaly {}", pct(&o.anomaly)),
         &o.anomaly,
         10_000.0,
+    );
+    let count = |t: &Trend| t.last().map_or("–".to_string(), |v| format!("{v:.0}"));
+    tile(
+        f,
+        jobs_tile,
+        format!("Jobs {} run", count(&o.jobs_running)),
+        &o.jobs_running,
+        1.0,
+    );
+    tile(
+        f,
+        incidents_tile,
+        format!("Incidents {}", count(&o.incidents_active)),
+        &o.incidents_active,
+        1.0,
     );
 
     // As tall as the active incidents need, up to four of them.
@@ -1256,6 +1271,8 @@ mod tests {
             load: trend(&[1.5, 1.75]),
             gpu_busy: Trend::default(),
             anomaly: trend(&[0.0, 0.01, 0.021]),
+            jobs_running: trend(&[0.0, 1.0, 2.0, 1.0]),
+            incidents_active: trend(&[0.0, 0.0, 1.0, 2.0]),
         }));
         app.apply(Update::Processes(ProcessSnapshot {
             ts: 0,

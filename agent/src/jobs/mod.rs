@@ -652,6 +652,11 @@ impl JobBook {
         Some(out)
     }
 
+    /// Failed runs of every job since they were first kept.
+    pub fn failures_total(&self) -> u64 {
+        self.jobs.values().map(|j| j.failures).sum()
+    }
+
     /// Names of the jobs running now, for incident context.
     pub fn running_now(&self) -> Vec<String> {
         self.jobs
