@@ -107,21 +107,11 @@ impl Budget {
     }
 }
 
-/// This process's RSS (bytes) and CPU time (seconds), from /proc/self.
+/// This process's RSS (bytes) and CPU time (seconds), read as the agent
+/// collector reads them.
 pub fn measure() -> Option<(u64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let rss_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some((rss_kb * 1024, ticks / 100.0))
+    use crate::collect::agent::{own_cpu_seconds, own_rss_bytes};
+    Some((own_rss_bytes()? as u64, own_cpu_seconds()?))
 }
 
 #[cfg(test)]
