@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
@@ -160,19 +160,17 @@ pub fn start(settings: NotifySettings) -> (Notifier, Arc<NotifyStats>) {
 }
 
 fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        let _ = roots.add(cert);
+    match ward_shared::client::system_tls() {
+        Ok((config, 0)) => {
+            warn!("no system root certificates found: HTTPS notification targets will fail");
+            Some(config)
+        }
+        Ok((config, _)) => Some(config),
+        Err(e) => {
+            warn!(error = %e, "TLS unavailable: HTTPS notification targets will fail");
+            None
+        }
     }
-    if roots.is_empty() {
-        warn!("no system root certificates found: HTTPS notification targets will fail");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()
-        .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
 }
 
 /// RFC 3339 in UTC.
@@ -410,26 +408,14 @@ async fn exchange<IO>(
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
+    let response = ward_shared::client::http1_exchange(io, request).await?;
     let retry_after = response
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    // Read the answer to the end so the connection closes cleanly.
-    let _ = response.into_body().collect().await;
-    Ok((status, retry_after))
+    Ok((response.status(), retry_after))
 }
 
 #[cfg(test)]

@@ -123,6 +123,24 @@ fn tls_config(
         .map_err(|e| e.to_string())
 }
 
+/// Rustls with the system's root certificates, read once per process, and
+/// how many roots were found (none: every https peer will be refused).
+pub fn system_tls() -> Result<(std::sync::Arc<rustls::ClientConfig>, usize), String> {
+    static SYSTEM: std::sync::OnceLock<
+        Result<(std::sync::Arc<rustls::ClientConfig>, usize), String>,
+    > = std::sync::OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            let found = roots.len();
+            tls_config(roots).map(|c| (c, found))
+        })
+        .clone()
+}
+
 impl Client {
     pub fn new(endpoint: Endpoint) -> Self {
         Self {
@@ -332,13 +350,7 @@ impl Client {
             Endpoint::Https(a) => {
                 let config = match &self.tls {
                     TlsRoots::File(loaded) => loaded.clone().map_err(&protocol)?,
-                    TlsRoots::System => {
-                        let mut roots = rustls::RootCertStore::empty();
-                        for cert in rustls_native_certs::load_native_certs().certs {
-                            let _ = roots.add(cert);
-                        }
-                        tls_config(roots).map_err(&protocol)?
-                    }
+                    TlsRoots::System => system_tls().map(|(c, _)| c).map_err(&protocol)?,
                 };
                 let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
                 let name = rustls::pki_types::ServerName::try_from(
@@ -370,7 +382,11 @@ impl Client {
     }
 }
 
-async fn send<IO>(io: IO, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String>
+/// One HTTP/1.1 request on `io`: the response, with its whole body.
+pub async fn http1_exchange<IO>(
+    io: IO,
+    request: Request<Full<Bytes>>,
+) -> Result<hyper::Response<Bytes>, String>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -385,14 +401,17 @@ where
         .send_request(request)
         .await
         .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body))
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(hyper::Response::from_parts(parts, body))
+}
+
+async fn send<IO>(io: IO, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let response = http1_exchange(io, request).await?;
+    Ok((response.status(), response.into_body()))
 }
 
 #[cfg(test)]
