@@ -279,6 +279,25 @@ fn note_list(app: &App, area: Rect, header: bool, offset: usize) {
     app.list_offset.set(offset);
 }
 
+/// A list the cursor moves in: bold `header`, the selected row reversed
+/// and marked ▶, its place recorded for mouse clicks.
+fn draw_selectable(
+    f: &mut Frame,
+    app: &App,
+    area: Rect,
+    table: Table,
+    header: &[&str],
+    selected: Option<usize>,
+) {
+    let table = table
+        .header(Row::new(header.to_vec()).style(Style::new().add_modifier(Modifier::BOLD)))
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("▶");
+    let mut state = ratatui::widgets::TableState::default().with_selected(selected);
+    f.render_stateful_widget(table, area, &mut state);
+    note_list(app, area, true, state.offset());
+}
+
 /// `‼ critical`, `! warning`, `· info`: severity that reads without colour.
 pub fn severity(s: Severity) -> (&'static str, Style) {
     match s {
@@ -388,20 +407,17 @@ fn draw_incidents_view(f: &mut Frame, app: &App, area: Rect) {
         "active"
     };
     let title = format!("Incidents, {which} ({}) · v resolved too", visible.len());
-    let mut state = ratatui::widgets::TableState::default();
-    if !visible.is_empty() {
-        state.select(Some(app.incident_selected));
-    }
     let table = Table::new(rows, incident_widths(true))
-        .header(
-            Row::new(vec!["", "", "since (UTC)", "title"])
-                .style(Style::new().add_modifier(Modifier::BOLD)),
-        )
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-        .highlight_symbol("▶")
         .block(Block::new().borders(Borders::ALL).title(title));
-    f.render_stateful_widget(table, list, &mut state);
-    note_list(app, list, true, state.offset());
+    let selected = (!visible.is_empty()).then_some(app.incident_selected);
+    draw_selectable(
+        f,
+        app,
+        list,
+        table,
+        &["", "", "since (UTC)", "title"],
+        selected,
+    );
 
     let block = Block::new()
         .borders(Borders::ALL)
@@ -645,10 +661,6 @@ fn draw_jobs_view(f: &mut Frame, app: &App, area: Rect) {
             ])
         })
         .collect();
-    let mut state = ratatui::widgets::TableState::default();
-    if !app.jobs.is_empty() {
-        state.select(Some(app.job_selected));
-    }
     let table = Table::new(
         rows,
         [
@@ -661,21 +673,16 @@ fn draw_jobs_view(f: &mut Frame, app: &App, area: Rect) {
             Constraint::Length(8),
         ],
     )
-    .header(
-        Row::new(vec![
-            "health", "job", "runs", "failed", "started", "mean", "every",
-        ])
-        .style(Style::new().add_modifier(Modifier::BOLD)),
-    )
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .highlight_symbol("▶")
     .block(
         Block::new()
             .borders(Borders::ALL)
             .title(format!("Jobs ({}) · j/k select", app.jobs.len())),
     );
-    f.render_stateful_widget(table, jobs_area, &mut state);
-    note_list(app, jobs_area, true, state.offset());
+    let header = [
+        "health", "job", "runs", "failed", "started", "mean", "every",
+    ];
+    let selected = (!app.jobs.is_empty()).then_some(app.job_selected);
+    draw_selectable(f, app, jobs_area, table, &header, selected);
 
     let selected = app.jobs.get(app.job_selected).map(|j| j.name.as_str());
     let runs: Vec<Row> = match (&app.job_runs, selected) {
@@ -767,10 +774,6 @@ fn draw_fleet_view(f: &mut Frame, app: &App, area: Rect) {
             ])
         })
         .collect();
-    let mut state = ratatui::widgets::TableState::default();
-    if !app.fleet.is_empty() {
-        state.select(Some(app.fleet_selected));
-    }
     let table = Table::new(
         rows,
         [
@@ -782,22 +785,17 @@ fn draw_fleet_view(f: &mut Frame, app: &App, area: Rect) {
             Constraint::Min(20),
         ],
     )
-    .header(
-        Row::new(vec![
-            "state",
-            "agent",
-            "incidents",
-            "anomaly",
-            "jobs",
-            "worst incident, or why it is down",
-        ])
-        .style(Style::new().add_modifier(Modifier::BOLD)),
-    )
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .highlight_symbol("▶")
     .block(block);
-    f.render_stateful_widget(table, area, &mut state);
-    note_list(app, area, true, state.offset());
+    let header = [
+        "state",
+        "agent",
+        "incidents",
+        "anomaly",
+        "jobs",
+        "worst incident, or why it is down",
+    ];
+    let selected = (!app.fleet.is_empty()).then_some(app.fleet_selected);
+    draw_selectable(f, app, area, table, &header, selected);
 }
 
 fn draw_collectors(f: &mut Frame, app: &App, area: Rect) {
