@@ -9,7 +9,7 @@
 //! feedback through the API. One active incident per key: raising a key that
 //! is active updates it, raising one that was resolved opens a new incident.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;
@@ -52,6 +52,52 @@ pub struct Raise {
     pub source: IncidentSource,
     pub signals: Vec<Signal>,
     pub context: IncidentContext,
+}
+
+/// The conditions one watcher (a job, the static rules) has raised and not
+/// cleared. Raising is edge-triggered per watcher: a condition that an
+/// operator resolved by hand is not raised again until it has cleared.
+#[derive(Debug, Default)]
+pub struct Conditions(HashSet<String>);
+
+impl Conditions {
+    /// Raises (or updates) the incident for `r.key`.
+    pub fn raise(
+        &mut self,
+        incidents: &mut Incidents,
+        now: TimestampMs,
+        r: Raise,
+    ) -> Result<(), StoreError> {
+        self.0.insert(r.key.clone());
+        incidents.raise(r, now).map(|_| ())
+    }
+
+    /// Clears `key` if this watcher raised it.
+    pub fn clear(
+        &mut self,
+        incidents: &mut Incidents,
+        key: &str,
+        why: &str,
+        now: TimestampMs,
+    ) -> Result<(), StoreError> {
+        if self.0.remove(key) {
+            incidents.clear(key, why, now)?;
+        }
+        Ok(())
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains(key)
+    }
+
+    /// Takes back a condition raised before a restart.
+    pub fn adopt(&mut self, key: String) {
+        self.0.insert(key);
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter()
+    }
 }
 
 #[derive(Debug)]

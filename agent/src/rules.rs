@@ -9,7 +9,6 @@
 //!
 //! A failed job is a rule too; it lives with the jobs (`job:NAME:failed`).
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use ward_shared::TimestampMs;
@@ -17,7 +16,7 @@ use ward_shared::incident::{IncidentContext, IncidentSource, Severity, Signal};
 
 use crate::collect::gpu::GpuTable;
 use crate::daemon::SharedStore;
-use crate::incidents::{Incidents, Raise};
+use crate::incidents::{Conditions, Incidents, Raise};
 use crate::store::{Aggregation, Query, StoreError};
 
 /// Which rules run, and their limits.
@@ -46,7 +45,7 @@ impl Default for RuleSettings {
 pub struct Rules {
     settings: RuleSettings,
     /// Keys this module raised and has not cleared.
-    active: HashSet<String>,
+    active: Conditions,
     /// Newest XID time already raised.
     xid_seen: TimestampMs,
 }
@@ -91,32 +90,9 @@ impl Rules {
     pub fn new(settings: RuleSettings) -> Self {
         Self {
             settings,
-            active: HashSet::new(),
+            active: Conditions::default(),
             xid_seen: 0,
         }
-    }
-
-    fn raise(
-        &mut self,
-        incidents: &mut Incidents,
-        now: TimestampMs,
-        r: Raise,
-    ) -> Result<(), StoreError> {
-        self.active.insert(r.key.clone());
-        incidents.raise(r, now).map(|_| ())
-    }
-
-    fn clear(
-        &mut self,
-        incidents: &mut Incidents,
-        key: &str,
-        why: &str,
-        now: TimestampMs,
-    ) -> Result<(), StoreError> {
-        if self.active.remove(key) {
-            incidents.clear(key, why, now)?;
-        }
-        Ok(())
     }
 
     /// Runs every rule once.
@@ -158,10 +134,11 @@ impl Rules {
                                 ..Default::default()
                             },
                         };
-                        self.raise(incidents, now, r)?;
+                        self.active.raise(incidents, now, r)?;
                     }
                     Some(t) if t < max - 3.0 => {
-                        self.clear(incidents, &key, &format!("{t:.0} °C"), now)?;
+                        self.active
+                            .clear(incidents, &key, &format!("{t:.0} °C"), now)?;
                     }
                     _ => {}
                 }
@@ -176,13 +153,14 @@ impl Rules {
                 .collect();
             let keys: Vec<String> = self
                 .active
-                .iter()
+                .keys()
                 .filter(|k| k.starts_with("rule:xid:"))
                 .cloned()
                 .collect();
             for key in keys {
                 if !fresh.iter().any(|x| format!("rule:xid:{}", x.gpu) == key) {
-                    self.clear(incidents, &key, "no new XID error", now)?;
+                    self.active
+                        .clear(incidents, &key, "no new XID error", now)?;
                 }
             }
             for x in &fresh {
@@ -206,7 +184,7 @@ impl Rules {
                         ..Default::default()
                     },
                 };
-                self.raise(incidents, now, r)?;
+                self.active.raise(incidents, now, r)?;
             }
         }
         Ok(())
@@ -293,9 +271,9 @@ impl Rules {
                     }],
                     context: IncidentContext::default(),
                 };
-                self.raise(incidents, now, r)?;
+                self.active.raise(incidents, now, r)?;
             } else {
-                self.clear(
+                self.active.clear(
                     incidents,
                     &key,
                     &format!("full in {} at the current rate", hours(left_h)),

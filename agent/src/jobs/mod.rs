@@ -16,7 +16,7 @@ pub mod run;
 pub mod spc;
 pub mod spool;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;
@@ -26,7 +26,7 @@ use ward_shared::incident::{IncidentContext, IncidentSource, Severity, Signal};
 use ward_shared::jobs::{JobEvent, JobEventKind, JobRun, JobSummary, RunStatus};
 
 use crate::daemon::SharedStore;
-use crate::incidents::{Incidents, Raise};
+use crate::incidents::{Conditions, Incidents, Raise};
 use crate::store::{Collection, StoreError};
 
 /// Reads one measure of a run, for control charts.
@@ -86,7 +86,7 @@ struct Job {
     streak: u32,
     last_start: Option<TimestampMs>,
     /// Incident keys this job has raised and not cleared.
-    problems: HashSet<String>,
+    problems: Conditions,
 }
 
 /// Every job on the node.
@@ -201,7 +201,7 @@ impl JobBook {
             for what in ["failed", "overdue", "missed", "duration", "records"] {
                 let key = format!("job:{name}:{what}");
                 if incidents.active_id(&key).is_some() {
-                    job.problems.insert(key);
+                    job.problems.adopt(key);
                 }
             }
         }
@@ -382,8 +382,7 @@ impl JobBook {
             ..Default::default()
         };
         // A start ends a missed-run condition.
-        clear(
-            job,
+        job.problems.clear(
             incidents,
             &format!("job:{name}:missed"),
             &format!("run {} started", run.run),
@@ -410,8 +409,7 @@ impl JobBook {
             } else {
                 (format!("job {name} failed ({how})"), Severity::Warning)
             };
-            raise(
-                job,
+            job.problems.raise(
                 incidents,
                 now,
                 Raise {
@@ -435,8 +433,7 @@ impl JobBook {
                 },
             )?;
         } else {
-            clear(
-                job,
+            job.problems.clear(
                 incidents,
                 &failed_key,
                 &format!("run {} succeeded", run.run),
@@ -473,9 +470,7 @@ impl JobBook {
                                 format!("{v:.0}")
                             }
                         };
-                        raise(
-                            job,
-                            incidents,
+                        job.problems.raise(incidents,
                             now,
                             Raise {
                                 key,
@@ -505,8 +500,7 @@ impl JobBook {
                             },
                         )?;
                     }
-                    None => clear(
-                        job,
+                    None => job.problems.clear(
                         incidents,
                         &key,
                         &format!("run {} in control", run.run),
@@ -565,10 +559,9 @@ impl JobBook {
                             ..Default::default()
                         },
                     };
-                    raise(job, incidents, now, raised)?;
+                    job.problems.raise(incidents, now, raised)?;
                 }
-                (None, _) => clear(
-                    job,
+                (None, _) => job.problems.clear(
                     incidents,
                     &overdue_key,
                     "no run is past its max duration",
@@ -604,7 +597,7 @@ impl JobBook {
                         }],
                         context: IncidentContext::default(),
                     };
-                    raise(job, incidents, now, raised)?;
+                    job.problems.raise(incidents, now, raised)?;
                 }
             }
         }
@@ -617,7 +610,7 @@ impl JobBook {
             .iter()
             .map(|(name, j)| {
                 let durations: Vec<f64> = j.history.iter().filter_map(|r| r.duration_s).collect();
-                let mut problems: Vec<String> = j.problems.iter().cloned().collect();
+                let mut problems: Vec<String> = j.problems.keys().cloned().collect();
                 problems.sort();
                 JobSummary {
                     name: name.clone(),
@@ -674,27 +667,4 @@ fn merge_measures(run: &mut JobRun, e: &JobEvent) {
     run.records_out = e.records_out.or(run.records_out);
     run.bytes_in = e.bytes_in.or(run.bytes_in);
     run.bytes_out = e.bytes_out.or(run.bytes_out);
-}
-
-fn raise(
-    job: &mut Job,
-    incidents: &mut Incidents,
-    now: TimestampMs,
-    r: Raise,
-) -> Result<(), StoreError> {
-    job.problems.insert(r.key.clone());
-    incidents.raise(r, now).map(|_| ())
-}
-
-fn clear(
-    job: &mut Job,
-    incidents: &mut Incidents,
-    key: &str,
-    why: &str,
-    now: TimestampMs,
-) -> Result<(), StoreError> {
-    if job.problems.remove(key) {
-        incidents.clear(key, why, now)?;
-    }
-    Ok(())
 }
