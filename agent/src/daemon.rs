@@ -414,12 +414,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                 // One lock at a time: the books are taken jobs first elsewhere.
                 let (running, failures) = {
                     let book = jobs.lock();
-                    (
-                        book.running_now().len() as f64,
-                        book.failures_total() as f64,
-                    )
+                    (book.counts().1 as f64, book.failures_total() as f64)
                 };
-                let active = incidents.lock().list(false).len() as f64;
+                let active = incidents.lock().active_count() as f64;
                 let mut st = store.lock();
                 let ids = match book_series {
                     Some(ids) => ids,
@@ -489,15 +486,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                 store: crate::status::store(&store.lock().stats()),
                 jobs: {
                     let book = jobs.lock();
-                    let summaries = book.summaries();
+                    let (count, running) = book.counts();
                     ward_shared::status::JobsHealth {
-                        jobs: summaries.len() as u64,
-                        running: summaries.iter().map(|j| u64::from(j.running)).sum(),
+                        jobs: count as u64,
+                        running: running as u64,
                         events_accepted: book.accepted,
                         events_refused: book.refused,
                         spool_files_delivered: spool.delivered.load(Ordering::Relaxed),
                         spool_files_bad: spool.bad.load(Ordering::Relaxed),
-                        incidents_active: incidents.lock().list(false).len() as u64,
+                        incidents_active: incidents.lock().active_count() as u64,
                     }
                 },
                 budget: budget

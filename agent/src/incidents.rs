@@ -404,6 +404,11 @@ impl Incidents {
         out
     }
 
+    /// How many incidents are active.
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
     /// The key's active incident, if any.
     pub fn active_id(&self, key: &str) -> Option<u64> {
         self.active.get(key).copied()

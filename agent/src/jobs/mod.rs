@@ -645,6 +645,12 @@ impl JobBook {
         Some(out)
     }
 
+    /// How many jobs there are, and how many runs are going on.
+    pub fn counts(&self) -> (usize, usize) {
+        let running = self.jobs.values().map(|j| j.running.len()).sum();
+        (self.jobs.len(), running)
+    }
+
     /// Failed runs of every job since they were first kept.
     pub fn failures_total(&self) -> u64 {
         self.jobs.values().map(|j| j.failures).sum()
