@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::time::MissedTickBehavior;
@@ -74,12 +74,7 @@ pub enum DaemonError {
     Task(String),
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use ward_shared::time::now_ms;
 
 /// The store, shared by the agent's tasks.
 #[derive(Debug, Clone)]

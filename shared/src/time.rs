@@ -1,4 +1,12 @@
-//! Time as people read it.
+//! Time: now, and as people read it.
+
+/// Now, in Unix milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> crate::TimestampMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// `2023-11-14 22:13:20Z`: a timestamp in ms as UTC, to the second.
 pub fn utc(ms: i64) -> String {

@@ -13,6 +13,7 @@ use ward_shared::client::{Client, Endpoint};
 use ward_shared::incident::{Feedback, Incident};
 use ward_shared::jobs::{JobRun, JobSummary};
 use ward_shared::status::AgentStatus;
+use ward_shared::time::now_ms;
 
 /// What the UI asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,13 +129,6 @@ pub enum Update {
 const OVERVIEW_SPAN: i64 = 5 * 60_000;
 const OVERVIEW_STEP: i64 = 5_000;
 const CHART_POINTS: i64 = 240;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Sums series point by point (same step, aligned timestamps).
 fn sum(series: &[Vec<(i64, f64)>]) -> Trend {

@@ -17,6 +17,7 @@ use ratatui::crossterm::execute;
 use tokio_util::sync::CancellationToken;
 use ward_agent::config::Config;
 use ward_shared::client::{Client, Endpoint};
+use ward_shared::time::now_ms;
 use ward_tui::app::App;
 use ward_tui::fetch::{self, Request};
 use ward_tui::ui;
@@ -89,13 +90,6 @@ fn start_embedded(config: Config, client: &Client) -> anyhow::Result<Embedded> {
         "no agent answers at {} and one could not be started here (is another agent using the same data directory? run `ward-agent status`)",
         client.endpoint()
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -12,13 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use ward_shared::{Sample, SeriesDesc, SeriesId};
 
 use super::{CollectError, Collector, Emitter, LocalId, key};
 use crate::store::StoreError;
+use ward_shared::time::now_ms;
 
 /// Where a collector stands.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -132,13 +133,6 @@ pub struct Collectors {
     threads: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
     statuses: Vec<Arc<CollectorStatus>>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Series the runner writes about each collector.
