@@ -16,15 +16,19 @@ use ward_shared::client::{Client, ClientError, Endpoint};
 use ward_shared::incident::{Feedback, Incident, IncidentState, Severity};
 use ward_shared::jobs::{JobEvent, JobEventKind, JobRun, RunStatus};
 
-fn job_run(data: &Path, args: &[&str]) -> Output {
-    agent()
-        .args(["job", "run", "--data-dir"])
+/// `ward-agent job run` against the test agent on `data`, with `args`.
+fn job_command(data: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = agent();
+    cmd.args(["job", "run", "--data-dir"])
         .arg(data)
         .arg("--agent")
         .arg(data.with_extension("sock"))
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    cmd
+}
+
+fn job_run(data: &Path, args: &[&str]) -> Output {
+    job_command(data, args).output().unwrap()
 }
 
 struct Api {
@@ -244,15 +248,13 @@ fn a_run_is_spooled_while_the_agent_is_down_and_delivered_when_it_is_back() {
         "delivered files are removed"
     );
 
-    let job = agent()
-        .args(["job", "run", "--data-dir"])
-        .arg(&data)
-        .arg("--agent")
-        .arg(data.with_extension("sock"))
-        .args(["--name", "long", "--", "sh", "-c", "sleep 2; exit 4"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let job = job_command(
+        &data,
+        &["--name", "long", "--", "sh", "-c", "sleep 2; exit 4"],
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     api.wait_until("the run to start", 10, |a| {
         a.rt.block_on(a.client.job_runs("long"))
             .ok()
@@ -293,14 +295,12 @@ fn overruns_and_missed_runs_raise_incidents_on_the_clock() {
     let api = Api::new(&data);
 
     // A run past its max duration, while it is still running.
-    let job = agent()
-        .args(["job", "run", "--data-dir"])
-        .arg(&data)
-        .arg("--agent")
-        .arg(data.with_extension("sock"))
-        .args(["--name", "slow", "--max-duration", "1s", "--", "sleep", "3"])
-        .spawn()
-        .unwrap();
+    let job = job_command(
+        &data,
+        &["--name", "slow", "--max-duration", "1s", "--", "sleep", "3"],
+    )
+    .spawn()
+    .unwrap();
     let overdue = api.wait_until("the overrun incident", 10, |a| {
         a.incident("job:slow:overdue")
     });
