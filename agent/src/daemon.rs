@@ -272,17 +272,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let jobs = SharedJobs::new(JobBook::open(store.clone(), config.jobs.health)?);
     jobs.lock().adopt_problems(&incidents.lock());
     let notify_stats = config.notify.clone().map(|settings| {
-        let targets: Vec<String> = settings
-            .targets
-            .iter()
-            .map(|t| {
-                format!("{:?}", t.kind)
-                    .split(' ')
-                    .next()
-                    .unwrap_or("")
-                    .to_lowercase()
-            })
-            .collect();
+        // Kinds and hosts only: never a key or a webhook's path.
+        let targets: Vec<String> = settings.targets.iter().map(|t| t.name()).collect();
         let (notifier, stats) = crate::notify::start(settings);
         incidents.lock().set_notifier(notifier);
         info!(targets = ?targets, "notifications on");
