@@ -361,7 +361,9 @@ impl JobBook {
         // Incidents carry the run's own time: a report spooled while the
         // agent was down still says when the job failed.
         self.judge_run(&run, run.ended.unwrap_or(run.started).min(now), incidents)?;
-        self.check_clocks(now, incidents)?;
+        if let Some(job) = self.jobs.get_mut(&e.job) {
+            job_clocks(&e.job, job, now, incidents)?;
+        }
         Ok(run)
     }
 
@@ -512,94 +514,15 @@ impl JobBook {
         Ok(())
     }
 
-    /// Overruns and missed runs: what the clock decides. Called on every
-    /// event and by the agent's timer.
+    /// Overruns and missed runs: what the clock decides, for every job. The
+    /// agent's timer calls it each second; an event checks its own job.
     pub fn check_clocks(
         &mut self,
         now: TimestampMs,
         incidents: &mut Incidents,
     ) -> Result<(), StoreError> {
         for (name, job) in &mut self.jobs {
-            let overdue_key = format!("job:{name}:overdue");
-            let overdue: Vec<&JobRun> = match job.settings.max_duration_s {
-                Some(max) => job
-                    .running
-                    .values()
-                    .filter(|r| (now - r.started) as f64 / 1000.0 > max)
-                    .collect(),
-                None => Vec::new(),
-            };
-            match (overdue.first(), job.settings.max_duration_s) {
-                (Some(r), Some(max)) if !job.problems.contains(&overdue_key) => {
-                    let ran = (now - r.started) as f64 / 1000.0;
-                    let raised = Raise {
-                        key: overdue_key,
-                        title: format!(
-                            "job {name} still running after {} (max {}), run {}",
-                            seconds(ran),
-                            seconds(max),
-                            r.run
-                        ),
-                        severity: Severity::Warning,
-                        source: IncidentSource::Job,
-                        signals: vec![Signal {
-                            what: format!("job {name} run time"),
-                            observed: ran,
-                            expected_low: Some(0.0),
-                            expected_high: Some(max),
-                            unit: "s".into(),
-                            contribution: 1.0,
-                            model: "rule: max duration".into(),
-                        }],
-                        context: IncidentContext {
-                            jobs: overdue
-                                .iter()
-                                .map(|r| format!("{name} run {}", r.run))
-                                .collect(),
-                            ..Default::default()
-                        },
-                    };
-                    job.problems.raise(incidents, now, raised)?;
-                }
-                (None, _) => job.problems.clear(
-                    incidents,
-                    &overdue_key,
-                    "no run is past its max duration",
-                    now,
-                )?,
-                _ => {}
-            }
-            let missed_key = format!("job:{name}:missed");
-            if let Some(every) = job.settings.expect_every_s
-                && job.running.is_empty()
-                && !job.problems.contains(&missed_key)
-            {
-                let since = job.last_start.unwrap_or(job.settings.first_seen);
-                let late = (now - since) as f64 / 1000.0;
-                if late > every * 1.1 {
-                    let raised = Raise {
-                        key: missed_key,
-                        title: format!(
-                            "job {name} missed its run: none started for {} (expected every {})",
-                            seconds(late),
-                            seconds(every)
-                        ),
-                        severity: Severity::Warning,
-                        source: IncidentSource::Job,
-                        signals: vec![Signal {
-                            what: format!("job {name} time since last start"),
-                            observed: late,
-                            expected_low: Some(0.0),
-                            expected_high: Some(every * 1.1),
-                            unit: "s".into(),
-                            contribution: 1.0,
-                            model: "rule: expected interval (dead man's switch), 10% grace".into(),
-                        }],
-                        context: IncidentContext::default(),
-                    };
-                    job.problems.raise(incidents, now, raised)?;
-                }
-            }
+            job_clocks(name, job, now, incidents)?;
         }
         Ok(())
     }
@@ -673,4 +596,94 @@ fn merge_measures(run: &mut JobRun, e: &JobEvent) {
     run.records_out = e.records_out.or(run.records_out);
     run.bytes_in = e.bytes_in.or(run.bytes_in);
     run.bytes_out = e.bytes_out.or(run.bytes_out);
+}
+
+/// Overruns and missed runs of one job.
+fn job_clocks(
+    name: &str,
+    job: &mut Job,
+    now: TimestampMs,
+    incidents: &mut Incidents,
+) -> Result<(), StoreError> {
+    let overdue_key = format!("job:{name}:overdue");
+    let overdue: Vec<&JobRun> = match job.settings.max_duration_s {
+        Some(max) => job
+            .running
+            .values()
+            .filter(|r| (now - r.started) as f64 / 1000.0 > max)
+            .collect(),
+        None => Vec::new(),
+    };
+    match (overdue.first(), job.settings.max_duration_s) {
+        (Some(r), Some(max)) if !job.problems.contains(&overdue_key) => {
+            let ran = (now - r.started) as f64 / 1000.0;
+            let raised = Raise {
+                key: overdue_key,
+                title: format!(
+                    "job {name} still running after {} (max {}), run {}",
+                    seconds(ran),
+                    seconds(max),
+                    r.run
+                ),
+                severity: Severity::Warning,
+                source: IncidentSource::Job,
+                signals: vec![Signal {
+                    what: format!("job {name} run time"),
+                    observed: ran,
+                    expected_low: Some(0.0),
+                    expected_high: Some(max),
+                    unit: "s".into(),
+                    contribution: 1.0,
+                    model: "rule: max duration".into(),
+                }],
+                context: IncidentContext {
+                    jobs: overdue
+                        .iter()
+                        .map(|r| format!("{name} run {}", r.run))
+                        .collect(),
+                    ..Default::default()
+                },
+            };
+            job.problems.raise(incidents, now, raised)?;
+        }
+        (None, _) => job.problems.clear(
+            incidents,
+            &overdue_key,
+            "no run is past its max duration",
+            now,
+        )?,
+        _ => {}
+    }
+    let missed_key = format!("job:{name}:missed");
+    if let Some(every) = job.settings.expect_every_s
+        && job.running.is_empty()
+        && !job.problems.contains(&missed_key)
+    {
+        let since = job.last_start.unwrap_or(job.settings.first_seen);
+        let late = (now - since) as f64 / 1000.0;
+        if late > every * 1.1 {
+            let raised = Raise {
+                key: missed_key,
+                title: format!(
+                    "job {name} missed its run: none started for {} (expected every {})",
+                    seconds(late),
+                    seconds(every)
+                ),
+                severity: Severity::Warning,
+                source: IncidentSource::Job,
+                signals: vec![Signal {
+                    what: format!("job {name} time since last start"),
+                    observed: late,
+                    expected_low: Some(0.0),
+                    expected_high: Some(every * 1.1),
+                    unit: "s".into(),
+                    contribution: 1.0,
+                    model: "rule: expected interval (dead man's switch), 10% grace".into(),
+                }],
+                context: IncidentContext::default(),
+            };
+            job.problems.raise(incidents, now, raised)?;
+        }
+    }
+    Ok(())
 }
