@@ -58,6 +58,8 @@ pub struct RawConfig {
     pub detect: RawDetect,
     pub rules: RawRules,
     pub notify: RawNotify,
+    pub export: RawExport,
+    pub prometheus: RawPrometheus,
     pub log: RawLog,
 }
 
@@ -270,6 +272,69 @@ impl Default for RawNotify {
     }
 }
 
+/// `[export]`: where metrics, incidents and job runs are shipped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawExport {
+    pub otlp: RawOtlp,
+}
+
+/// `[export.otlp]`: an OTLP backend (OpenTelemetry Collector or any vendor).
+/// The store is the queue: what the backend misses while it is down goes
+/// out, in order, when it is back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOtlp {
+    /// Base URL; empty: no OTLP export. gRPC: "http://127.0.0.1:4317";
+    /// HTTP: "http://127.0.0.1:4318" (`/v1/metrics` and `/v1/logs` are added).
+    /// https:// uses TLS.
+    pub endpoint: String,
+    /// "grpc" or "http/protobuf".
+    pub protocol: String,
+    /// Extra request headers, "name=value" each, e.g. an API key.
+    pub headers: Vec<String>,
+    /// "gzip" or "none".
+    pub compression: String,
+    /// PEM file of the CA that the backend's certificate chains to. Empty:
+    /// the system's roots.
+    pub ca_file: String,
+    /// How long one request may take.
+    pub timeout: String,
+    /// How often new data goes out.
+    pub interval: String,
+    /// Most data points in one request.
+    pub max_batch_points: i64,
+    /// Incidents (opened, updated, resolved) and finished job runs as OTLP log records.
+    pub logs: bool,
+    /// Extra resource attributes, "key=value" each, e.g. "deployment.environment.name=prod".
+    pub resource_attributes: Vec<String>,
+}
+
+impl Default for RawOtlp {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            protocol: "grpc".into(),
+            headers: Vec::new(),
+            compression: "gzip".into(),
+            ca_file: String::new(),
+            timeout: "10s".into(),
+            interval: "10s".into(),
+            max_batch_points: 8192,
+            logs: true,
+            resource_attributes: Vec::new(),
+        }
+    }
+}
+
+/// `[prometheus]`: the text exposition on /metrics, for pull-based backends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPrometheus {
+    /// TCP address to serve /metrics on; empty: off. e.g. "127.0.0.1:9464".
+    pub listen: String,
+}
+
 /// `[incidents]`: how incidents live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -353,6 +418,10 @@ pub struct Config {
     pub rules: crate::rules::RuleSettings,
     /// `None` when no target is set.
     pub notify: Option<crate::notify::NotifySettings>,
+    /// `None` when no OTLP endpoint is set.
+    pub export: Option<crate::export::ExportSettings>,
+    /// Where /metrics is served; `None`: off.
+    pub prometheus: Option<String>,
     pub log: LogConfig,
 }
 
@@ -833,6 +902,119 @@ impl RawConfig {
             timeout: Duration::from_secs(10),
         });
 
+        let o = &self.export.otlp;
+        let export = if o.endpoint.is_empty() {
+            None
+        } else {
+            let endpoint = match o.endpoint.parse::<hyper::Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                    u
+                }
+                _ => {
+                    return Err(invalid(
+                        "export.otlp.endpoint",
+                        &o.endpoint,
+                        "an http:// or https:// URL, such as \"http://127.0.0.1:4317\"",
+                    ));
+                }
+            };
+            let protocol = match o.protocol.as_str() {
+                "grpc" => crate::export::Protocol::Grpc,
+                "http/protobuf" => crate::export::Protocol::HttpProtobuf,
+                other => {
+                    return Err(invalid(
+                        "export.otlp.protocol",
+                        other,
+                        "\"grpc\" or \"http/protobuf\"",
+                    ));
+                }
+            };
+            let pairs =
+                |key: &str, list: &[String]| -> Result<Vec<(String, String)>, ConfigError> {
+                    list.iter()
+                        .map(|item| match item.split_once('=') {
+                            Some((k, v)) if !k.trim().is_empty() => {
+                                Ok((k.trim().to_string(), v.trim().to_string()))
+                            }
+                            _ => Err(invalid(key, item, "\"name=value\"")),
+                        })
+                        .collect()
+                };
+            let headers = pairs("export.otlp.headers", &o.headers)?;
+            for (name, value) in &headers {
+                let name_ok =
+                    hyper::header::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                        .is_ok();
+                if !name_ok || hyper::header::HeaderValue::from_str(value).is_err() {
+                    // The value may be a secret: name the header only.
+                    return Err(invalid(
+                        "export.otlp.headers",
+                        name,
+                        "a header name and a value of visible ASCII",
+                    ));
+                }
+            }
+            let gzip = match o.compression.as_str() {
+                "gzip" => true,
+                "none" => false,
+                other => {
+                    return Err(invalid(
+                        "export.otlp.compression",
+                        other,
+                        "\"gzip\" or \"none\"",
+                    ));
+                }
+            };
+            let max_batch_points = usize::try_from(o.max_batch_points)
+                .ok()
+                .filter(|n| (100..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "export.otlp.max_batch_points",
+                        &o.max_batch_points.to_string(),
+                        "a number from 100 to 1000000",
+                    )
+                })?;
+            Some(crate::export::ExportSettings {
+                endpoint,
+                protocol,
+                headers,
+                gzip,
+                ca_file: (!o.ca_file.is_empty()).then(|| PathBuf::from(&o.ca_file)),
+                timeout: duration(
+                    "export.otlp.timeout",
+                    &o.timeout,
+                    100 * MS,
+                    10 * 60 * 1000 * MS,
+                )?,
+                interval: duration("export.otlp.interval", &o.interval, 100 * MS, HOUR)?,
+                max_batch_points,
+                logs: o.logs,
+                resource_attributes: pairs(
+                    "export.otlp.resource_attributes",
+                    &o.resource_attributes,
+                )?,
+                host: host_name.clone(),
+                sample_interval: interval,
+            })
+        };
+        let prometheus = if self.prometheus.listen.is_empty() {
+            None
+        } else if self
+            .prometheus
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok()
+        {
+            Some(self.prometheus.listen.clone())
+        } else {
+            return Err(invalid(
+                "prometheus.listen",
+                &self.prometheus.listen,
+                "an address and port such as \"127.0.0.1:9464\"",
+            ));
+        };
+
         let level = match self.log.level.to_ascii_lowercase().as_str() {
             "error" => tracing::Level::ERROR,
             "warn" => tracing::Level::WARN,
@@ -886,6 +1068,8 @@ impl RawConfig {
             detect,
             rules,
             notify,
+            export,
+            prometheus,
             log: LogConfig { level, format },
         })
     }

@@ -451,6 +451,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         },
         failed.clone(),
     ));
+    let export_stop = CancellationToken::new();
+    let export = match &config.export {
+        Some(settings) => {
+            match crate::export::start(settings.clone(), store.clone(), export_stop.clone()) {
+                Ok((task, stats)) => Some((task, stats, settings.clone())),
+                Err(e) => {
+                    error!(error = %e, "otlp export unavailable");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let export_stats = export
+        .as_ref()
+        .map(|(_, stats, settings)| (stats.clone(), settings.clone()));
     let detect_stats = detection.as_ref().map(|(feed, _)| feed.stats.clone());
     let build_status = {
         let (store, gpus) = (store.clone(), gpus.clone());
@@ -510,6 +526,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                         trainings: d.trainings.load(Ordering::Relaxed),
                         trainings_deferred: d.deferred.load(Ordering::Relaxed),
                     }),
+                exporter: export_stats
+                    .as_ref()
+                    .map(|(stats, settings)| stats.health(settings)),
             }
         })
     };
@@ -559,6 +578,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         // The router holds the store: it must not outlive the servers.
         None => drop(router),
     }
+    if let Some(addr) = &config.prometheus {
+        let router = crate::export::prometheus::router(store.clone());
+        match crate::api::serve_tcp(addr, router, api_stop.clone(), None).await {
+            Ok(task) => {
+                info!(%addr, "prometheus metrics on /metrics");
+                api_tasks.push(task);
+            }
+            Err(e) => error!(error = %e, "prometheus endpoint unavailable"),
+        }
+    }
     tracker.spawn(every(
         STATUS_EVERY,
         shutdown.clone(),
@@ -578,9 +607,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         () = failed.cancelled() => Err(DaemonError::Task("see the error logged above".into())),
     };
     info!("shutting down");
-    // API first: it holds the store for queries.
+    // API first: it holds the store for queries. The exporter too: what it
+    // had not sent goes after the restart, from its cursor.
     api_stop.cancel();
+    export_stop.cancel();
     for task in api_tasks {
+        let _ = task.await;
+    }
+    if let Some((task, _, _)) = export {
         let _ = task.await;
     }
     // Collector threads finish their tick and the writer drains what they sent.

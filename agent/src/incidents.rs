@@ -109,6 +109,8 @@ pub struct Incidents {
     next_id: u64,
     resolve_after_ms: i64,
     notifier: Option<Notifier>,
+    /// Per incident, how many history events went to the export outbox.
+    queued: HashMap<u64, usize>,
 }
 
 /// The book, shared by the API and whoever raises incidents.
@@ -144,6 +146,7 @@ impl Incidents {
             }
         }
         let next_id = all.keys().next_back().map_or(1, |id| id + 1);
+        let queued = all.values().map(|i| (i.id, i.history.len())).collect();
         Ok(Self {
             store,
             all,
@@ -151,6 +154,7 @@ impl Incidents {
             next_id,
             resolve_after_ms,
             notifier: None,
+            queued,
         })
     }
 
@@ -165,14 +169,25 @@ impl Incidents {
         }
     }
 
-    fn save(&self, id: u64) -> Result<(), StoreError> {
+    /// Persists the incident, and queues each change since the last save
+    /// for export.
+    fn save(&mut self, id: u64) -> Result<(), StoreError> {
         let Some(incident) = self.all.get(&id) else {
             return Ok(());
         };
         let json = serde_json::to_vec(incident).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store
-            .lock()
-            .put_doc(Collection::Incidents, &id.to_be_bytes(), &json)
+        let mut store = self.store.lock();
+        store.put_doc(Collection::Incidents, &id.to_be_bytes(), &json)?;
+        let queued = self.queued.entry(id).or_default();
+        for change in incident.history.iter().skip(*queued) {
+            crate::export::Outgoing::Incident {
+                change: change.clone(),
+                incident: Box::new(incident.clone()),
+            }
+            .queue(&mut store)?;
+        }
+        *queued = incident.history.len();
+        Ok(())
     }
 
     /// Opens an incident for `r.key`, or updates the active one.
@@ -427,6 +442,7 @@ impl Incidents {
             .take(resolved.len().saturating_sub(KEEP_RESOLVED))
         {
             self.all.remove(id);
+            self.queued.remove(id);
             self.store
                 .lock()
                 .remove_doc(Collection::Incidents, &id.to_be_bytes())?;

@@ -22,8 +22,11 @@
 //!   events API and the spool, and job health raised as incidents.
 //! - [`rules`]: static rules from the config (filesystem full soon, GPU too
 //!   hot, XID errors), raising the same incidents.
-//!
-//! Exporters arrive as their issue lands, in a module of their own.
+//! - [`export`]: OTLP export (gRPC or HTTP/protobuf) of metrics from the
+//!   store behind a persisted cursor, incidents and job runs as log
+//!   records; the Prometheus text exposition on /metrics.
+//! - [`notify`], [`outbound`]: notifications, and the outgoing HTTP they
+//!   share with OTLP over HTTP.
 
 pub mod api;
 pub mod budget;
@@ -31,9 +34,11 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod detect;
+pub mod export;
 pub mod incidents;
 pub mod jobs;
 pub mod notify;
+pub mod outbound;
 pub mod rules;
 pub mod status;
 pub mod store;

@@ -22,10 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::{StatusCode, Uri};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -354,12 +352,7 @@ async fn deliver(
         if attempt == settings.tries {
             break;
         }
-        // Jitter: up to a quarter of the delay, from the clock's low bits.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let jitter = delay.mul_f64(f64::from(nanos % 1000) / 4000.0);
-        tokio::time::sleep(retry_after.unwrap_or(delay) + jitter).await;
+        tokio::time::sleep(retry_after.unwrap_or(delay) + crate::outbound::jitter(delay)).await;
         delay = delay.saturating_mul(2);
     }
     Err(format!("{last} after {} tries", settings.tries))
@@ -371,51 +364,12 @@ async fn post(
     body: Bytes,
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<(StatusCode, Option<Duration>), String> {
-    let host = url.host().ok_or("the URL has no host")?.to_string();
-    let https = url.scheme_str() == Some("https");
-    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let path = url.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let request = Request::post(path)
-        .header("host", &host)
-        .header("content-type", "application/json")
-        .header(
-            "user-agent",
-            concat!("ward-agent/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    if https {
-        let config = tls.ok_or("TLS is not available")?.clone();
-        let name =
-            rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        exchange(TokioIo::new(stream), request).await
-    } else {
-        exchange(TokioIo::new(tcp), request).await
-    }
-}
-
-async fn exchange<IO>(
-    io: IO,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Option<Duration>), String>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let response = ward_shared::client::http1_exchange(io, request).await?;
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    Ok((response.status(), retry_after))
+    let json = [(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    )];
+    let response = crate::outbound::post(url, &json, body, tls).await?;
+    Ok((response.status(), crate::outbound::retry_after(&response)))
 }
 
 #[cfg(test)]

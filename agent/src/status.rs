@@ -123,6 +123,27 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
             n.sent, n.failed, n.rate_limited, n.queue_full
         ));
     }
+    match &s.exporter {
+        Some(e) => {
+            out.push_str(&format!(
+                "export: otlp {} to {}, exporter lag {:.0} s, backlog about {} points, {} points and {} log records sent, {} failed attempts, {} points rejected, {} dropped{}\n",
+                e.protocol,
+                e.endpoint,
+                e.lag_seconds,
+                e.backlog_points,
+                e.points_sent,
+                e.logs_sent,
+                e.failures,
+                e.points_rejected,
+                e.dropped,
+                if e.retrying { "; RETRYING" } else { "" }
+            ));
+            if !e.last_error.is_empty() {
+                out.push_str(&format!("        last error: {}\n", e.last_error));
+            }
+        }
+        None => out.push_str("export: off\n"),
+    }
     match &s.gpu_unavailable {
         Some(why) => out.push_str(&format!("gpus: unavailable ({why})\n")),
         None => out.push_str(&format!("gpus: {}\n", s.gpus)),

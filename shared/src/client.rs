@@ -141,6 +141,28 @@ pub fn system_tls() -> Result<(std::sync::Arc<rustls::ClientConfig>, usize), Str
         .clone()
 }
 
+/// Rustls trusting only the certificates of a PEM file (a private CA, or a
+/// peer's self-signed certificate); the error names the file.
+pub fn tls_from_ca_file(
+    path: &std::path::Path,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    (|| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())? {
+            roots
+                .add(cert.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+        if roots.is_empty() {
+            return Err("no certificate in it".to_string());
+        }
+        tls_config(roots)
+    })()
+    .map_err(|e| format!("CA file {}: {e}", path.display()))
+}
+
 impl Client {
     pub fn new(endpoint: Endpoint) -> Self {
         Self {
@@ -154,25 +176,9 @@ impl Client {
     /// Trusts the certificates of a PEM file (the agent's CA, or its
     /// self-signed certificate) for `https` agents, instead of the system's.
     pub fn with_ca_file(mut self, path: Option<&std::path::Path>) -> Self {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let Some(path) = path else {
-            return self;
-        };
-        let loaded = (|| {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())? {
-                roots
-                    .add(cert.map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
-            }
-            if roots.is_empty() {
-                return Err("no certificate in it".to_string());
-            }
-            tls_config(roots)
-        })()
-        .map_err(|e| format!("CA file {}: {e}", path.display()));
-        self.tls = TlsRoots::File(loaded);
+        if let Some(path) = path {
+            self.tls = TlsRoots::File(tls_from_ca_file(path));
+        }
         self
     }
 

@@ -32,6 +32,34 @@ pub struct AgentStatus {
     /// The agent's own resource use against its budget.
     #[serde(default)]
     pub budget: Option<BudgetHealth>,
+    /// OTLP export; `None` when it is off.
+    #[serde(default)]
+    pub exporter: Option<ExporterHealth>,
+}
+
+/// The OTLP exporter, since start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExporterHealth {
+    /// Scheme, host and port only.
+    pub endpoint: String,
+    /// "grpc" or "http/protobuf".
+    pub protocol: String,
+    /// How far behind the clock the export is: seconds of data not yet sent.
+    pub lag_seconds: f64,
+    /// About how many samples wait in the store.
+    pub backlog_points: u64,
+    pub points_sent: u64,
+    /// Incident changes and job runs sent as log records.
+    pub logs_sent: u64,
+    /// Failed attempts (each retry counts).
+    pub failures: u64,
+    /// Points a backend refused in a partial success.
+    pub points_rejected: u64,
+    /// Points and records dropped after a refusal that no retry can fix.
+    pub dropped: u64,
+    /// Whether the backend is failing right now (the data waits).
+    pub retrying: bool,
+    pub last_error: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

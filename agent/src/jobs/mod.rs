@@ -209,11 +209,19 @@ impl JobBook {
 
     fn save_run(&self, run: &JobRun) -> Result<(), StoreError> {
         let json = serde_json::to_vec(run).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store.lock().put_doc(
+        let mut store = self.store.lock();
+        store.put_doc(
             Collection::JobRuns,
             &run_key(&run.job, run.started, &run.run),
             &json,
-        )
+        )?;
+        if run.status != RunStatus::Running {
+            crate::export::Outgoing::JobRun {
+                run: Box::new(run.clone()),
+            }
+            .queue(&mut store)?;
+        }
+        Ok(())
     }
 
     fn save_settings(&self, name: &str) -> Result<(), StoreError> {

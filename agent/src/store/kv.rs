@@ -75,6 +75,29 @@ impl Kv {
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine))
     }
 
+    /// Pairs with keys from `start` on that still start with `prefix`, in key order.
+    pub fn scan_from<'a>(
+        &'a self,
+        start: &[u8],
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a {
+        self.db
+            .range(start..)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine))
+            .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
+    }
+
+    /// The last pair whose key starts with `prefix`.
+    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .scan_prefix(prefix)
+            .next_back()
+            .transpose()
+            .map_err(engine)?
+            .map(|(k, _)| k.to_vec()))
+    }
+
     /// What the engine occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(engine)

@@ -48,6 +48,9 @@
 //!                                 -> JSON JobRun
 //!   'D' 'm' series key            -> JSON detect::Saved (a detector's models, their format
 //!                                    version and parameters)
+//!   'D' 'c' exporter name         -> JSON export cursor (how far that exporter has shipped)
+//!   'D' 'o' seq:u64be             -> JSON export::Outgoing (an incident change or a finished
+//!                                    job run waiting for the log exporter; see outbox.rs)
 //! ```
 //!
 //! Each tier has its own retention by age, and the data directory a total
@@ -58,6 +61,7 @@ mod blocks;
 pub mod codec;
 mod kv;
 mod lock;
+mod outbox;
 mod query;
 mod series;
 mod snapshot;
@@ -100,6 +104,10 @@ pub enum Collection {
     JobRuns,
     /// Anomaly detectors' models, by series key.
     Models,
+    /// Exporters' cursors, by exporter name.
+    Cursors,
+    /// Events waiting for the log exporter, by sequence number.
+    Outbox,
 }
 
 /// A document's key (without its collection's prefix) and bytes.
@@ -111,6 +119,8 @@ fn doc_key(collection: Collection, key: &[u8]) -> Vec<u8> {
         Collection::Jobs => b'j',
         Collection::JobRuns => b'r',
         Collection::Models => b'm',
+        Collection::Cursors => b'c',
+        Collection::Outbox => b'o',
     };
     let mut out = Vec::with_capacity(key.len() + 2);
     out.extend_from_slice(&[b'D', tag]);
@@ -295,6 +305,7 @@ pub struct Store {
     index_dirty: bool,
     stats: StoreStats,
     chunks_unreadable: AtomicU64,
+    outbox: outbox::OutboxState,
     _lock: DirLock,
 }
 
@@ -362,6 +373,7 @@ impl Store {
             index_dirty: false,
             stats: StoreStats::default(),
             chunks_unreadable: AtomicU64::new(0),
+            outbox: outbox::OutboxState::default(),
             _lock: lock,
         };
         store.load_index()?;

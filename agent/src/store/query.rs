@@ -60,6 +60,42 @@ impl Store {
         }
     }
 
+    /// Every raw sample with `after < ts <= until`, series by series in id
+    /// order, each series' samples in time order; returns how many.
+    pub fn raw_between(
+        &self,
+        after: TimestampMs,
+        until: TimestampMs,
+        mut each: impl FnMut(SeriesId, &ward_shared::SeriesDesc, TimestampMs, f64),
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (i, state) in self.series.iter().enumerate() {
+            if state.last_ts.is_none_or(|last| last <= after) {
+                continue;
+            }
+            let id = SeriesId(i as u32);
+            self.raw_rows(id, after.saturating_add(1), until, |ts, v| {
+                n += 1;
+                each(id, &state.desc, ts, v);
+            })?;
+        }
+        Ok(n)
+    }
+
+    /// The newest sample of every series that has one since the store opened.
+    pub fn latest(
+        &self,
+    ) -> impl Iterator<Item = (&ward_shared::SeriesDesc, TimestampMs, f64)> + '_ {
+        self.series
+            .iter()
+            .filter_map(|s| Some((&s.desc, s.last_ts?, s.last_value?)))
+    }
+
+    /// The oldest raw sample still kept, if any.
+    pub fn oldest_raw(&self) -> Option<TimestampMs> {
+        self.oldest(0)
+    }
+
     fn raw_points(&self, q: &Query, counter: bool) -> Result<Vec<Point>, StoreError> {
         let rate = q.agg == Aggregation::Rate || (counter && q.agg == Aggregation::Avg);
         let mut out = Vec::new();

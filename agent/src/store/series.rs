@@ -198,6 +198,8 @@ pub struct SeriesState {
     /// Raw samples not yet sealed.
     pub head: ChunkEncoder,
     pub last_ts: Option<TimestampMs>,
+    /// The newest value accepted since the store opened.
+    pub last_value: Option<f64>,
     /// Last raw sample of a counter, to compute increases across intervals.
     prev: Option<(i64, f64)>,
     pub tiers: [TierState; 2],
@@ -209,6 +211,7 @@ impl SeriesState {
             desc,
             head: ChunkEncoder::new(1, RAW_BLOCK),
             last_ts: None,
+            last_value: None,
             prev: None,
             tiers: [TierState::new(TIER_1M), TierState::new(TIER_1H)],
         }
@@ -222,6 +225,7 @@ impl SeriesState {
     pub fn push(&mut self, ts: i64, value: f64, done: &mut Vec<FinishedChunk>) {
         self.head.push(ts, &[value]);
         self.last_ts = Some(ts);
+        self.last_value = Some(value);
         let agg = if self.is_counter() {
             let (inc, span) = match self.prev {
                 Some((pts, pv)) => (counter_increase(pv, value), (ts - pts) as f64),
