@@ -22,8 +22,9 @@
 //! batch is dropped, counted and logged, and the exporter goes on. Points a
 //! backend rejects in a partial success are counted and logged.
 //!
-//! Samples are read [`SETTLE_MS`] behind the clock, so that a collector's
-//! tick still being written is not cut in half.
+//! Samples are read a little behind the clock (two collector intervals, at
+//! least [`MIN_SETTLE_MS`]), so that a tick still being written, or the
+//! anomaly rate the detection thread adds a moment later, is not cut off.
 
 pub mod otlp;
 pub mod prometheus;
@@ -47,8 +48,8 @@ use crate::daemon::SharedStore;
 use crate::store::{Collection, Store, StoreError};
 use send::{Outcome, Payload, Sender};
 
-/// How far behind the clock samples are read.
-pub const SETTLE_MS: i64 = 5_000;
+/// How far behind the clock samples are read, at least.
+pub const MIN_SETTLE_MS: i64 = 2_000;
 /// Most events in one logs request.
 const MAX_BATCH_EVENTS: usize = 512;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -234,12 +235,16 @@ enum Delivery {
 }
 
 impl Exporter {
+    fn settle_ms(&self) -> i64 {
+        (2 * self.settings.sample_interval.as_millis() as i64).max(MIN_SETTLE_MS)
+    }
+
     async fn run(mut self) {
         let (mut cursor, mut log_cursor) = {
             let mut st = self.store.lock();
             let cursor: TimestampMs = read_cursor(&st, CURSOR_METRICS)
                 // First start: from now on, not the whole history.
-                .unwrap_or_else(|| now_ms() - SETTLE_MS);
+                .unwrap_or_else(|| now_ms() - self.settle_ms());
             let log_cursor: u64 = read_cursor(&st, CURSOR_LOGS).unwrap_or(0);
             if self.settings.logs
                 && let Err(e) = st.enable_outbox()
@@ -281,7 +286,7 @@ impl Exporter {
     /// Ships every sample after `cursor` up to the settle line; false once stopped.
     async fn metrics_pass(&mut self, cursor: &mut TimestampMs) -> Result<bool, StoreError> {
         loop {
-            let until = now_ms() - SETTLE_MS;
+            let until = now_ms() - self.settle_ms();
             if *cursor >= until {
                 self.stats.backlog.store(0, Ordering::Relaxed);
                 return Ok(true);

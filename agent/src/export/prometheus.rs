@@ -95,8 +95,16 @@ pub fn metric_name(desc: &SeriesDesc) -> String {
         name.push('_');
         name.push_str(s);
     }
-    if desc.kind == MetricKind::Counter && !name.ends_with("_total") {
-        name.push_str("_total");
+    if desc.kind == MetricKind::Counter {
+        if !name.ends_with("_total") {
+            name.push_str("_total");
+        }
+    } else if ["_count", "_sum", "_bucket", "_total"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
+        // Suffixes Prometheus keeps for histograms, summaries and counters.
+        name.push_str("_value");
     }
     name
 }
@@ -221,6 +229,12 @@ mod tests {
                 "hw_gpu_temperature_celsius",
             ),
             ("ward.jobs.running", "{run}", Gauge, "ward_jobs_running"),
+            (
+                "system.process.count",
+                "{process}",
+                Gauge,
+                "system_process_count_value",
+            ),
         ] {
             assert_eq!(metric_name(&desc(name, unit, kind)), expected, "{name}");
         }

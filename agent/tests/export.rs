@@ -1,0 +1,553 @@
+//! OTLP export end to end: a real agent ships to an independent receiver
+//! (Python, the opentelemetry-proto package's generated classes, grpcio and
+//! http.server: `otlp_receiver.py`), over both protocols, through an outage.
+//! The Prometheus endpoint is checked with promtool.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, agent};
+use serde_json::Value;
+use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+
+/// The Python receiver, writing what it decodes to `out`.
+struct Receiver {
+    child: Child,
+    grpc: u16,
+    http: u16,
+    out: PathBuf,
+}
+
+impl Receiver {
+    fn start(out: &Path, grpc: u16, http: u16) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otlp_receiver.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--out")
+            .arg(out)
+            .args([
+                "--grpc-port",
+                &grpc.to_string(),
+                "--http-port",
+                &http.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (with grpcio and opentelemetry-proto: .ci/run installs them)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = |name: &str| -> u16 {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| {
+                    panic!("the receiver did not start (pip install grpcio opentelemetry-proto): {line:?}")
+                })
+        };
+        Self {
+            grpc: port("grpc="),
+            http: port("http="),
+            child,
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// Every request received so far, in arrival order.
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One data point as received: metric, attributes, time, value.
+#[derive(Debug, Clone)]
+struct Received {
+    metric: String,
+    unit: String,
+    attrs: BTreeMap<String, String>,
+    time_ns: u64,
+    start_ns: Option<u64>,
+    value: f64,
+    kind: &'static str,
+    temporality: Option<String>,
+    monotonic: bool,
+}
+
+fn number(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or(v.as_u64())
+        .unwrap_or(0)
+}
+
+fn attributes(list: &Value) -> BTreeMap<String, String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|kv| {
+                    let v = &kv["value"];
+                    let text = v["string_value"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    (kv["key"].as_str().unwrap().to_string(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn points(requests: &[Value]) -> Vec<Received> {
+    let mut out = Vec::new();
+    for r in requests.iter().filter(|r| r["signal"] == "metrics") {
+        for rm in r["request"]["resource_metrics"].as_array().unwrap() {
+            for sm in rm["scope_metrics"].as_array().unwrap() {
+                for m in sm["metrics"].as_array().unwrap() {
+                    let (kind, data) = if m.get("gauge").is_some() {
+                        ("gauge", &m["gauge"])
+                    } else {
+                        ("sum", &m["sum"])
+                    };
+                    for p in data["data_points"].as_array().unwrap() {
+                        out.push(Received {
+                            metric: m["name"].as_str().unwrap().to_string(),
+                            unit: m["unit"].as_str().unwrap_or("").to_string(),
+                            attrs: attributes(&p["attributes"]),
+                            time_ns: number(&p["time_unix_nano"]),
+                            start_ns: p.get("start_time_unix_nano").map(number),
+                            value: p["as_double"].as_f64().unwrap_or(0.0),
+                            kind,
+                            temporality: data["aggregation_temporality"]
+                                .as_str()
+                                .map(str::to_string),
+                            monotonic: data["is_monotonic"].as_bool().unwrap_or(false),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn log_records(requests: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for r in requests.iter().filter(|r| r["signal"] == "logs") {
+        for rl in r["request"]["resource_logs"].as_array().unwrap() {
+            for sl in rl["scope_logs"].as_array().unwrap() {
+                out.extend(sl["log_records"].as_array().unwrap().iter().cloned());
+            }
+        }
+    }
+    out
+}
+
+fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn start_agent(data: &Path, endpoint: &str, protocol: &str, extra: &[(&str, &str)]) -> Running {
+    let mut env: Vec<(&str, std::ffi::OsString)> = vec![
+        ("WARD_EXPORT_OTLP_ENDPOINT", endpoint.into()),
+        ("WARD_EXPORT_OTLP_PROTOCOL", protocol.into()),
+        ("WARD_EXPORT_OTLP_INTERVAL", "200ms".into()),
+        ("WARD_AGENT_HOST_NAME", "export-test".into()),
+        ("WARD_COLLECT_DISABLED", "process,gpu".into()),
+        ("WARD_DETECT_ENABLED", "false".into()),
+    ];
+    for (k, v) in extra {
+        env.push((k, v.into()));
+    }
+    let refs: Vec<(&str, &std::ffi::OsStr)> =
+        env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let running = Running::start_with(data, &refs);
+    running.wait_for("otlp export on");
+    running
+}
+
+/// Stops the agent and opens its store: what it holds is the reference.
+fn stop_and_open(running: Running, data: &Path) -> Store {
+    running.signal("TERM");
+    running.wait_for("store closed");
+    let mut running = running;
+    assert!(running.child.wait().unwrap().success());
+    Store::open(data, StoreOptions::default()).unwrap()
+}
+
+/// The store's raw samples of the series that `p` belongs to, between two times (ms).
+fn stored(
+    store: &Store,
+    metric: &str,
+    attrs: &BTreeMap<String, String>,
+    from: i64,
+    to: i64,
+) -> Vec<(i64, f64)> {
+    let (id, _) = store
+        .series()
+        .find(|(_, d)| {
+            d.key.name == metric
+                && d.key
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k != "host.name")
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>()
+                    == *attrs
+        })
+        .unwrap_or_else(|| panic!("no series {metric} {attrs:?} in the store"));
+    store
+        .query(&Query {
+            series: id,
+            start: from,
+            end: to,
+            step: None,
+            agg: Aggregation::Last,
+        })
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.ts, p.value))
+        .collect()
+}
+
+fn ships_metrics_incidents_and_job_runs(protocol: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let receiver = Receiver::start(&dir.path().join("received.jsonl"), 0, 0);
+    let endpoint = match protocol {
+        "grpc" => format!("http://127.0.0.1:{}", receiver.grpc),
+        _ => format!("http://127.0.0.1:{}", receiver.http),
+    };
+    let started_ns = (ward_shared::time::now_ms() as u64 - 1000) * 1_000_000;
+    let running = start_agent(
+        &data,
+        &endpoint,
+        protocol,
+        &[(
+            "WARD_EXPORT_OTLP_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=ci",
+        )],
+    );
+    // A failed job run: a job run record and an incident.
+    let out = agent()
+        .args(["job", "run", "--name", "nightly-etl", "--data-dir"])
+        .arg(&data)
+        .arg("--agent")
+        .arg(data.with_extension("sock"))
+        .args(["--", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    wait_until("metrics and both kinds of log record", 40, || {
+        let reqs = receiver.requests();
+        let logs = log_records(&reqs);
+        let names: BTreeSet<&str> = logs
+            .iter()
+            .filter_map(|l| l["event_name"].as_str())
+            .collect();
+        points(&reqs)
+            .iter()
+            .any(|p| p.metric == "system.memory.usage")
+            && names.contains("ward.job.run")
+            && names.contains("ward.incident.opened")
+    });
+    let reqs = receiver.requests();
+    let transport = if protocol == "grpc" { "grpc" } else { "http" };
+    assert!(reqs.iter().all(|r| r["protocol"] == transport));
+
+    // The resource names the host and the agent, on metrics and logs alike.
+    let first_metrics = reqs.iter().find(|r| r["signal"] == "metrics").unwrap();
+    let resource =
+        attributes(&first_metrics["request"]["resource_metrics"][0]["resource"]["attributes"]);
+    let first_logs = reqs.iter().find(|r| r["signal"] == "logs").unwrap();
+    assert_eq!(
+        attributes(&first_logs["request"]["resource_logs"][0]["resource"]["attributes"]),
+        resource
+    );
+    assert_eq!(resource["service.name"], "ward-agent");
+    assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(resource["host.name"], "export-test");
+    assert_eq!(resource["os.type"], "linux");
+    assert_eq!(resource["deployment.environment.name"], "ci");
+    assert!(
+        ["amd64", "arm64"].contains(&resource["host.arch"].as_str()),
+        "{resource:?}"
+    );
+    assert!(resource["os.description"].contains("Linux"), "{resource:?}");
+
+    // Names, units and kinds as the semantic conventions have them.
+    let received = points(&reqs);
+    let now_ns = ward_shared::time::now_ms() as u64 * 1_000_000;
+    for p in &received {
+        assert!(
+            !p.attrs.contains_key("host.name"),
+            "host.name is the resource's: {p:?}"
+        );
+        assert!(p.time_ns > started_ns && p.time_ns <= now_ns, "{p:?}");
+    }
+    let memory = received
+        .iter()
+        .find(|p| p.metric == "system.memory.usage")
+        .unwrap();
+    assert_eq!((memory.unit.as_str(), memory.kind), ("By", "gauge"));
+    let cpu_time = received
+        .iter()
+        .find(|p| p.metric == "system.cpu.time")
+        .expect("system.cpu.time exported");
+    assert_eq!((cpu_time.unit.as_str(), cpu_time.kind), ("s", "sum"));
+    assert_eq!(
+        cpu_time.temporality.as_deref(),
+        Some("AGGREGATION_TEMPORALITY_CUMULATIVE")
+    );
+    assert!(cpu_time.monotonic);
+    // Kernel counters count from boot: the start is well before the agent.
+    let start = cpu_time.start_ns.unwrap();
+    assert!(start > 0 && start < started_ns, "{cpu_time:?}");
+
+    // Log records: the failed run and the incident it opened.
+    let logs = log_records(&reqs);
+    let run = logs
+        .iter()
+        .find(|l| l["event_name"] == "ward.job.run")
+        .unwrap();
+    let run_attrs = attributes(&run["attributes"]);
+    assert_eq!(run_attrs["ward.job.name"], "nightly-etl");
+    assert_eq!(run_attrs["ward.job.run.status"], "failed");
+    assert_eq!(
+        run_attrs["process.exit.code"], r#"{"int_value":"3"}"#,
+        "an int attribute: {run_attrs:?}"
+    );
+    assert_eq!(run["severity_number"], "SEVERITY_NUMBER_ERROR");
+    assert!(
+        run["body"]["string_value"]
+            .as_str()
+            .unwrap()
+            .contains("nightly-etl"),
+        "{run}"
+    );
+    assert!(run_attrs["log.record.uid"].starts_with("export-test/"));
+    let opened = logs
+        .iter()
+        .find(|l| l["event_name"] == "ward.incident.opened")
+        .unwrap();
+    let opened_attrs = attributes(&opened["attributes"]);
+    assert_eq!(opened_attrs["ward.incident.key"], "job:nightly-etl:failed");
+    assert!(
+        opened_attrs["ward.incident.title"].contains("job nightly-etl failed (exit code 3)"),
+        "{opened_attrs:?}"
+    );
+    assert!(number(&opened["time_unix_nano"]) > started_ns);
+
+    // Values: exactly what the store holds, at the same times.
+    let store = stop_and_open(running, &data);
+    let mut compared = 0;
+    for p in received
+        .iter()
+        .filter(|p| p.metric == "system.memory.usage")
+    {
+        let ts = (p.time_ns / 1_000_000) as i64;
+        let held = stored(&store, &p.metric, &p.attrs, ts, ts);
+        assert_eq!(held, vec![(ts, p.value)], "{p:?}");
+        compared += 1;
+    }
+    assert!(compared >= 5, "only {compared} points compared");
+}
+
+#[test]
+fn otlp_grpc_ships_metrics_incidents_and_job_runs_to_an_independent_decoder() {
+    ships_metrics_incidents_and_job_runs("grpc");
+}
+
+#[test]
+fn otlp_http_ships_metrics_incidents_and_job_runs_to_an_independent_decoder() {
+    ships_metrics_incidents_and_job_runs("http/protobuf");
+}
+
+#[test]
+fn a_backend_outage_loses_nothing_and_the_backlog_arrives_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("received.jsonl");
+    let receiver = Receiver::start(&out, 0, 0);
+    let grpc = receiver.grpc;
+    let running = start_agent(
+        &data,
+        &format!("http://127.0.0.1:{grpc}"),
+        "grpc",
+        &[("WARD_EXPORT_OTLP_MAX_BATCH_POINTS", "500")],
+    );
+    wait_until("the first metrics", 30, || {
+        !points(&receiver.requests()).is_empty()
+    });
+
+    // The backend goes away: the agent keeps collecting, says it is retrying.
+    receiver.stop();
+    let down = Instant::now();
+    let status = || -> ward_shared::status::ExporterHealth {
+        let out = agent()
+            .args(["status", "--json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let s: ward_shared::status::AgentStatus = serde_json::from_slice(&out.stdout).unwrap();
+        s.exporter.expect("exporter health in the status")
+    };
+    wait_until("the status to say the export is failing", 30, || {
+        let e = status();
+        e.retrying && e.failures > 0 && e.lag_seconds > 4.0
+    });
+    let failing = status();
+    assert!(failing.last_error.contains("Unavailable"), "{failing:?}");
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(down.elapsed()));
+
+    // Back on the same port: the backlog goes out, oldest first.
+    let outage_ms = down.elapsed().as_millis() as i64;
+    let receiver = Receiver::start(&out, grpc, 0);
+    wait_until("the exporter to catch up", 60, || {
+        let e = status();
+        !e.retrying && e.lag_seconds < 3.0
+    });
+    let reqs = receiver.requests();
+    for r in reqs.iter().filter(|r| r["signal"] == "metrics") {
+        let n = points(std::slice::from_ref(r)).len();
+        assert!(
+            n <= 500,
+            "a batch of {n} points is over export.otlp.max_batch_points"
+        );
+    }
+    let received = points(&reqs);
+    let store = stop_and_open(running, &data);
+
+    // Every series: each stored sample from the first to the last time
+    // received arrived, in order; a repeat is only a resent batch.
+    let mut by_series: BTreeMap<(String, Vec<(String, String)>), Vec<&Received>> = BTreeMap::new();
+    for p in &received {
+        by_series
+            .entry((p.metric.clone(), p.attrs.clone().into_iter().collect()))
+            .or_default()
+            .push(p);
+    }
+    let mut repeats = 0;
+    let mut checked = 0;
+    for ((metric, attrs), got) in &by_series {
+        let attrs: BTreeMap<String, String> = attrs.iter().cloned().collect();
+        let times: Vec<i64> = got.iter().map(|p| (p.time_ns / 1_000_000) as i64).collect();
+        let (first, last) = (times[0], *times.iter().max().unwrap());
+        let mut seen = BTreeSet::new();
+        let mut newest = i64::MIN;
+        for &t in &times {
+            if !seen.insert(t) {
+                repeats += 1;
+                continue;
+            }
+            assert!(t > newest, "{metric} {attrs:?}: {t} arrived after {newest}");
+            newest = t;
+        }
+        let held: Vec<i64> = stored(&store, metric, &attrs, first, last)
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        let arrived: Vec<i64> = seen.into_iter().collect();
+        assert_eq!(
+            arrived, held,
+            "{metric} {attrs:?}: stored samples missing from the export"
+        );
+        if metric == "system.memory.usage" {
+            // This series is sampled every 100 ms: the outage is inside the range.
+            assert!(last - first > outage_ms, "{metric}: {first}..{last}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "system.memory.usage was not exported");
+    assert!(
+        repeats <= 500,
+        "{repeats} points arrived twice: more than one batch"
+    );
+}
+
+#[test]
+fn prometheus_metrics_pass_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let running = Running::start_with(
+        &data,
+        &[
+            ("WARD_PROMETHEUS_LISTEN", addr.as_ref()),
+            ("WARD_COLLECT_DISABLED", "gpu".as_ref()),
+        ],
+    );
+    running.wait_for("prometheus metrics on /metrics");
+    std::thread::sleep(Duration::from_millis(1500));
+    let body = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+        body.to_string()
+    };
+    assert!(
+        body.contains("# TYPE system_cpu_time_seconds_total counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE system_memory_usage_bytes gauge"),
+        "{body}"
+    );
+    assert!(body.contains("host_name=\""), "{body}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package: .ci/run installs it)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(running);
+}
