@@ -59,6 +59,7 @@ fn busy_app() -> App {
         jobs: Default::default(),
         budget: None,
         notify: None,
+        exporter: None,
         detect: None,
         store: StoreHealth::default(),
     })));

@@ -1252,6 +1252,7 @@ mod tests {
             jobs: Default::default(),
             budget: None,
             notify: None,
+            exporter: None,
             detect: Some(ward_shared::status::DetectHealth {
                 series: 142,
                 dropped_batches: 0,
