@@ -25,6 +25,10 @@ struct Receiver {
 
 impl Receiver {
     fn start(out: &Path, grpc: u16, http: u16) -> Self {
+        Self::start_with(out, grpc, http, &[])
+    }
+
+    fn start_with(out: &Path, grpc: u16, http: u16, extra: &[&std::ffi::OsStr]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otlp_receiver.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -36,6 +40,7 @@ impl Receiver {
                 "--http-port",
                 &http.to_string(),
             ])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -489,6 +494,63 @@ fn a_backend_outage_loses_nothing_and_the_backlog_arrives_in_order() {
         repeats <= 500,
         "{repeats} points arrived twice: more than one batch"
     );
+}
+
+#[test]
+fn otlp_over_tls_verifies_the_backend_against_a_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::test_certificates(dir.path());
+    let receiver = Receiver::start_with(
+        &dir.path().join("received.jsonl"),
+        0,
+        0,
+        &[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    for (protocol, port) in [("grpc", receiver.grpc), ("http/protobuf", receiver.http)] {
+        let data = dir.path().join(protocol.replace('/', "-"));
+        let running = start_agent(
+            &data,
+            &format!("https://localhost:{port}"),
+            protocol,
+            &[("WARD_EXPORT_OTLP_CA_FILE", ca.to_str().unwrap())],
+        );
+        let transport = if protocol == "grpc" { "grpc" } else { "http" };
+        wait_until(&format!("metrics over {protocol} with TLS"), 30, || {
+            receiver
+                .requests()
+                .iter()
+                .any(|r| r["protocol"] == transport && r["signal"] == "metrics")
+        });
+        drop(running);
+    }
+    // Without the CA, the backend's certificate is not trusted: nothing goes,
+    // and the status says why.
+    let data = dir.path().join("untrusted");
+    let before = receiver.requests().len();
+    let running = start_agent(
+        &data,
+        &format!("https://localhost:{}", receiver.http),
+        "http/protobuf",
+        &[],
+    );
+    wait_until("the exporter to report the TLS failure", 30, || {
+        let out = agent()
+            .args(["status", "--json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<ward_shared::status::AgentStatus>(&out.stdout)
+            .ok()
+            .and_then(|s| s.exporter)
+            .is_some_and(|e| e.retrying && e.last_error.contains("TLS"))
+    });
+    assert_eq!(receiver.requests().len(), before);
+    drop(running);
 }
 
 #[test]

@@ -12,6 +12,7 @@ Prints "ready grpc=PORT http=PORT" once both listen.
 import argparse
 import gzip
 import json
+import ssl
 import sys
 import threading
 from concurrent import futures
@@ -105,16 +106,27 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--grpc-port", type=int, default=0)
     parser.add_argument("--http-port", type=int, default=0)
+    parser.add_argument("--tls-cert", help="PEM certificate: serve TLS on both ports")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     out = open(args.out, "a", encoding="utf-8")
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(out), server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(out), server)
-    grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc_port}")
+    if args.tls_cert:
+        with open(args.tls_key, "rb") as k, open(args.tls_cert, "rb") as c:
+            credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+        grpc_port = server.add_secure_port(f"127.0.0.1:{args.grpc_port}", credentials)
+    else:
+        grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc_port}")
     server.start()
 
     http = ThreadingHTTPServer(("127.0.0.1", args.http_port), http_handler(out))
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        http.socket = context.wrap_socket(http.socket, server_side=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
 
     print(f"ready grpc={grpc_port} http={http.server_address[1]}", flush=True)
