@@ -799,6 +799,18 @@ fn draw_fleet_view(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_collectors(f: &mut Frame, app: &App, area: Rect) {
+    let export = app
+        .status
+        .as_ref()
+        .and_then(|s| s.exporter.as_ref())
+        .map(|e| {
+            let state = if e.retrying {
+                format!("⚠ lag {:.0}s", e.lag_seconds)
+            } else {
+                format!("✓ lag {:.0}s", e.lag_seconds)
+            };
+            Row::new(vec!["export".to_string(), state, e.protocol.clone()])
+        });
     let rows: Vec<Row> = app
         .status
         .iter()
@@ -819,6 +831,7 @@ fn draw_collectors(f: &mut Frame, app: &App, area: Rect) {
                 format!("{}µs", c.last_duration_us),
             ])
         })
+        .chain(export)
         .collect();
     let table = Table::new(
         rows,
@@ -1252,7 +1265,12 @@ mod tests {
             jobs: Default::default(),
             budget: None,
             notify: None,
-            exporter: None,
+            exporter: Some(ward_shared::status::ExporterHealth {
+                protocol: "grpc".into(),
+                lag_seconds: 312.0,
+                retrying: true,
+                ..Default::default()
+            }),
             detect: Some(ward_shared::status::DetectHealth {
                 series: 142,
                 dropped_batches: 0,
