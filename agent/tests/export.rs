@@ -3,6 +3,8 @@
 //! http.server: `otlp_receiver.py`), over both protocols, through an outage.
 //! The Prometheus endpoint is checked with promtool.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -451,22 +453,20 @@ fn a_backend_outage_loses_nothing_and_the_backlog_arrives_in_order() {
 
     // Every series: each stored sample from the first to the last time
     // received arrived, in order; a repeat is only a resent batch.
-    let mut by_series: BTreeMap<(String, Vec<(String, String)>), Vec<&Received>> = BTreeMap::new();
+    let mut by_series: BTreeMap<(&str, &BTreeMap<String, String>), Vec<i64>> = BTreeMap::new();
     for p in &received {
         by_series
-            .entry((p.metric.clone(), p.attrs.clone().into_iter().collect()))
+            .entry((&p.metric, &p.attrs))
             .or_default()
-            .push(p);
+            .push((p.time_ns / 1_000_000) as i64);
     }
     let mut repeats = 0;
     let mut checked = 0;
-    for ((metric, attrs), got) in &by_series {
-        let attrs: BTreeMap<String, String> = attrs.iter().cloned().collect();
-        let times: Vec<i64> = got.iter().map(|p| (p.time_ns / 1_000_000) as i64).collect();
+    for (&(metric, attrs), times) in &by_series {
         let (first, last) = (times[0], *times.iter().max().unwrap());
         let mut seen = BTreeSet::new();
         let mut newest = i64::MIN;
-        for &t in &times {
+        for &t in times {
             if !seen.insert(t) {
                 repeats += 1;
                 continue;
@@ -474,7 +474,7 @@ fn a_backend_outage_loses_nothing_and_the_backlog_arrives_in_order() {
             assert!(t > newest, "{metric} {attrs:?}: {t} arrived after {newest}");
             newest = t;
         }
-        let held: Vec<i64> = stored(&store, metric, &attrs, first, last)
+        let held: Vec<i64> = stored(&store, metric, attrs, first, last)
             .iter()
             .map(|p| p.0)
             .collect();
