@@ -906,18 +906,7 @@ impl RawConfig {
         let export = if o.endpoint.is_empty() {
             None
         } else {
-            let endpoint = match o.endpoint.parse::<hyper::Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
-                    u
-                }
-                _ => {
-                    return Err(invalid(
-                        "export.otlp.endpoint",
-                        &o.endpoint,
-                        "an http:// or https:// URL, such as \"http://127.0.0.1:4317\"",
-                    ));
-                }
-            };
+            let endpoint = url("export.otlp.endpoint", &o.endpoint)?;
             let protocol = match o.protocol.as_str() {
                 "grpc" => crate::export::Protocol::Grpc,
                 "http/protobuf" => crate::export::Protocol::HttpProtobuf,
@@ -1354,6 +1343,68 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("log.level = \"loud\""), "{err}");
+    }
+
+    #[test]
+    fn export_settings_are_checked_and_secrets_stay_out_of_errors() {
+        let ok = parse(
+            "[export.otlp]\nendpoint = \"https://otlp.example.com:4318\"\nprotocol = \"http/protobuf\"\nheaders = [\"x-api-key = s3cret\"]\n",
+            no_env(),
+        )
+        .unwrap();
+        let export = ok.export.unwrap();
+        assert_eq!(export.protocol, crate::export::Protocol::HttpProtobuf);
+        assert_eq!(
+            export.headers,
+            vec![("x-api-key".to_string(), "s3cret".to_string())]
+        );
+        assert!(export.gzip && export.logs);
+        assert!(parse("", no_env()).unwrap().export.is_none());
+
+        for (text, names) in [
+            (
+                "endpoint = \"collector:4317\"",
+                "export.otlp.endpoint = \"collector:4317\"",
+            ),
+            (
+                "endpoint = \"http://c:4317\"\nprotocol = \"thrift\"",
+                "export.otlp.protocol = \"thrift\"",
+            ),
+            (
+                "endpoint = \"http://c:4317\"\nheaders = [\"novalue\"]",
+                "export.otlp.headers = \"novalue\"",
+            ),
+            (
+                "endpoint = \"http://c:4317\"\ncompression = \"zstd\"",
+                "export.otlp.compression = \"zstd\"",
+            ),
+            (
+                "endpoint = \"http://c:4317\"\nmax_batch_points = 5",
+                "export.otlp.max_batch_points = \"5\"",
+            ),
+        ] {
+            let err = parse(&format!("[export.otlp]\n{text}\n"), no_env())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(names), "{err}");
+        }
+        // A header whose value cannot be sent is named, its value not shown.
+        let err = parse(
+            "[export.otlp]\nendpoint = \"http://c:4317\"\nheaders = [\"authorization=Bearer s3\\u0001cret\"]\n",
+            no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("export.otlp.headers = \"authorization\""),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+
+        let err = parse("[prometheus]\nlisten = \"9464\"\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prometheus.listen = \"9464\""), "{err}");
     }
 
     #[test]
