@@ -108,6 +108,9 @@ impl Outgoing {
     /// Queues the event in `store`'s outbox (a no-op unless an exporter
     /// wants events).
     pub fn queue(&self, store: &mut Store) -> Result<(), StoreError> {
+        if !store.outbox_enabled() {
+            return Ok(());
+        }
         let json = serde_json::to_vec(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         store.push_outbox(&json)
     }

@@ -39,6 +39,11 @@ impl Store {
         Ok(self.outbox.len)
     }
 
+    /// Whether an exporter wants events (with none, nothing is queued).
+    pub fn outbox_enabled(&self) -> bool {
+        self.outbox.enabled
+    }
+
     /// Queues an event if an exporter wants events; durable at the next flush.
     pub fn push_outbox(&mut self, event: &[u8]) -> Result<(), StoreError> {
         if !self.outbox.enabled {
