@@ -271,16 +271,19 @@ fn ships_metrics_incidents_and_job_runs(protocol: &str) {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    wait_until("metrics and both kinds of log record", 40, || {
+    wait_until("10 memory points and both kinds of log record", 40, || {
         let reqs = receiver.requests();
         let logs = log_records(&reqs);
         let names: BTreeSet<&str> = logs
             .iter()
             .filter_map(|l| l["event_name"].as_str())
             .collect();
+        // Several points of one gauge, to compare with the store below.
         points(&reqs)
             .iter()
-            .any(|p| p.metric == "system.memory.usage")
+            .filter(|p| p.metric == "system.memory.usage")
+            .count()
+            >= 10
             && names.contains("ward.job.run")
             && names.contains("ward.incident.opened")
     });
