@@ -650,6 +650,58 @@ fn the_readme_shows_the_default_config_as_the_code_has_it() {
     );
 }
 
+#[test]
+fn the_readme_explains_every_config_key() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let table: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    let mut section = String::new();
+    let mut missing = Vec::new();
+    for line in ward_agent::config::default_toml().lines() {
+        if let Some(s) = line.strip_prefix('[') {
+            section = s.trim_end_matches(']').to_string();
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            let name = format!("`{section}.{key}`");
+            if !table
+                .iter()
+                .any(|row| row.split(" | ").next().is_some_and(|c| c.contains(&name)))
+            {
+                missing.push(name);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README.md's keys table has no row for {missing:?}"
+    );
+}
+
+#[test]
+fn the_packaged_config_shows_every_default_as_the_code_has_it() {
+    // /etc/ward/ward.toml in the Debian package: every key commented out
+    // with its default ("#key = value", "#[section]"), prose as "# ...".
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/debian/ward.toml");
+    let packaged = std::fs::read_to_string(path).unwrap();
+    let shown: Vec<&str> = packaged
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| !l.is_empty() && !l.starts_with([' ', '#']))
+        .collect();
+    let defaults = ward_agent::config::default_toml();
+    let expected: Vec<&str> = defaults.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        shown, expected,
+        "packaging/debian/ward.toml's commented defaults differ from `ward-agent default-config`"
+    );
+    // As shipped (all commented) it is a valid config: the defaults.
+    let out = agent().arg("check-config").arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// One request over HTTP/1.1 on a fresh connection; the status code.
 fn http_status(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> u16 {
     use std::io::{Read, Write};
