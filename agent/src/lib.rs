@@ -42,3 +42,4 @@ pub mod outbound;
 pub mod rules;
 pub mod status;
 pub mod store;
+pub mod system;

@@ -1,7 +1,7 @@
 //! `ward-agent`: the daemon and its node-side commands.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -106,8 +106,8 @@ enum JobCommand {
 /// over `agent.data_dir` so that what defaults under it (the API socket, the
 /// spool) follows it.
 fn load_config(
-    file: Option<&std::path::Path>,
-    data_dir: Option<&std::path::Path>,
+    file: Option<&Path>,
+    data_dir: Option<&Path>,
 ) -> Result<Config, config::ConfigError> {
     let over = data_dir.map(|d| ("WARD_AGENT_DATA_DIR".to_string(), d.display().to_string()));
     Config::load(file, std::env::vars().chain(over))
@@ -143,9 +143,17 @@ fn main() -> ExitCode {
             data_dir,
             json,
         } => {
+            let told = config.is_some() || ward_agent::system::named_by_env();
             let dir = match (data_dir, Config::load(config.as_deref(), std::env::vars())) {
                 (Some(dir), _) => dir,
-                (None, Ok(c)) => c.agent.data_dir,
+                (None, Ok(c)) if told => c.agent.data_dir,
+                (None, Ok(c)) => match ward_agent::system::data_dir_instead_of(&c.agent.data_dir) {
+                    Ok(system) => system.unwrap_or(c.agent.data_dir),
+                    Err(e) => {
+                        eprintln!("ward-agent: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
                 (None, Err(e)) => {
                     eprintln!("ward-agent: {e}");
                     return ExitCode::from(2);
@@ -190,13 +198,29 @@ fn main() -> ExitCode {
                     command,
                 },
         } => {
-            let cfg = match load_config(config.as_deref(), data_dir.as_deref()) {
+            let told = config.is_some() || data_dir.is_some() || ward_agent::system::named_by_env();
+            let mut cfg = match load_config(config.as_deref(), data_dir.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("ward-agent: {e}");
                     return ExitCode::from(2);
                 }
             };
+            if agent.is_none() && !told {
+                // On a node with the package installed: the node's agent, and
+                // its spool (group-writable) when it does not answer.
+                match ward_agent::system::socket_instead_of(&cfg.api.socket) {
+                    Ok(Some(socket)) => {
+                        cfg.api.socket = socket;
+                        cfg.jobs.spool_dir = Path::new(ward_agent::system::DATA_DIR).join("spool");
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("ward-agent job run: {e}");
+                        return ExitCode::from(125);
+                    }
+                }
+            }
             let endpoint = match agent {
                 Some(a) => ward_shared::client::Endpoint::parse(&a),
                 None => ward_shared::client::Endpoint::Unix(cfg.api.socket.clone()),
@@ -267,7 +291,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn detect(input: &std::path::Path, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn detect(input: &Path, output: Option<&Path>) -> anyhow::Result<()> {
     use ward_agent::detect::{Detector, Params, csv};
     let text =
         std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;

@@ -1,8 +1,9 @@
 //! `ward`: the dashboard for the engineer on call.
 //!
-//! Connects to the local agent (the socket the agent's config names); when
-//! none answers, starts one in this process so that a fresh machine shows
-//! live data at once. `ward --agent ADDR` watches another agent (a socket
+//! Connects to the local agent (the socket the agent's config names, else
+//! the system agent's that the Debian package runs); when none answers,
+//! starts one in this process so that a fresh machine shows live data at
+//! once. `ward --agent ADDR` watches another agent (a socket
 //! path or `http://127.0.0.1:7070`); `ward --fleet FILE` adds the fleet view.
 
 use std::io::stdout;
@@ -99,8 +100,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => Some(ward_tui::fleet::load(path).map_err(anyhow::Error::msg)?),
         None => None,
     };
+    let told = cli.config.is_some() || ward_agent::system::named_by_env();
     let (endpoint, local) = match &cli.agent {
         Some(a) => (Endpoint::parse(a), false),
+        // On a node with the package installed: the node's agent.
+        None if !told => match ward_agent::system::socket_instead_of(&config.api.socket)
+            .map_err(anyhow::Error::msg)?
+        {
+            Some(socket) => (Endpoint::Unix(socket), false),
+            None => (Endpoint::Unix(config.api.socket.clone()), true),
+        },
         None => (Endpoint::Unix(config.api.socket.clone()), true),
     };
     let token = cli
