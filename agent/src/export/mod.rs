@@ -296,15 +296,25 @@ impl Exporter {
             }
             let skipped_to = {
                 let st = self.store.lock();
-                st.oldest_raw().filter(|&oldest| oldest > *cursor + 1)
+                st.oldest_raw()
+                    .filter(|&oldest| oldest > *cursor + 1)
+                    .map(|oldest| {
+                        (
+                            oldest,
+                            st.raw_dropped_through().is_some_and(|d| d > *cursor),
+                        )
+                    })
             };
-            if let Some(oldest) = skipped_to {
-                // Retention took what was never sent: say so, go on from what is left.
-                warn!(
-                    from = %ward_shared::time::utc(*cursor),
-                    to = %ward_shared::time::utc(oldest),
-                    "samples expired from the store before they could be exported"
-                );
+            if let Some((oldest, expired)) = skipped_to {
+                // Nothing before `oldest`: retention took what was never
+                // sent (say so), or there never was anything (a fresh store).
+                if expired {
+                    warn!(
+                        from = %ward_shared::time::utc(*cursor),
+                        to = %ward_shared::time::utc(oldest),
+                        "samples expired from the store before they could be exported"
+                    );
+                }
                 *cursor = oldest - 1;
             }
             let batch = self.read_batch(*cursor, until)?;

@@ -300,6 +300,9 @@ pub struct Store {
     sizes: BTreeMap<(u8, i64), u64>,
     /// Per tier, the first timestamp of the oldest chunk on disk.
     oldest_on_disk: [Option<i64>; 3],
+    /// End of the newest raw window dropped (retention, disk budget) since
+    /// open: raw samples before it may have existed and are gone.
+    raw_dropped_through: Option<i64>,
     snapshot_bytes: u64,
     /// New series since the engine was last flushed.
     index_dirty: bool,
@@ -369,6 +372,7 @@ impl Store {
             sealed_until,
             sizes: BTreeMap::new(),
             oldest_on_disk: [None; 3],
+            raw_dropped_through: None,
             snapshot_bytes: 0,
             index_dirty: false,
             stats: StoreStats::default(),
@@ -780,6 +784,10 @@ impl Store {
         // file that the next open removes.
         self.blocks.remove(tier, window)?;
         let freed = self.sizes.remove(&(tier, window)).unwrap_or(0);
+        if tier == 0 {
+            let end = window + self.window_ms;
+            self.raw_dropped_through = Some(self.raw_dropped_through.map_or(end, |d| d.max(end)));
+        }
         // The tier's oldest data is now in its next window.
         let next = self
             .sizes
@@ -1248,8 +1256,11 @@ mod tests {
             .collect();
         store.append(&batch).unwrap();
         store.compact().unwrap();
+        assert_eq!(store.raw_dropped_through(), None);
         let report = store.maintain(3 * HOUR).unwrap();
         assert_eq!(report.windows_expired, 12, "two hours of 10-minute windows");
+        // What the exporter tells apart: samples gone, not never there.
+        assert_eq!(store.raw_dropped_through(), Some(2 * HOUR));
         let kept = raw(&store, g, 0, i64::MAX);
         assert_eq!(kept.first().map(|p| p.0), Some(2 * HOUR));
         // Older data is still there at minute resolution.
@@ -1262,6 +1273,7 @@ mod tests {
         store.opts.disk_budget = store.stored_bytes() - 1;
         let report = store.maintain(3 * HOUR).unwrap();
         assert_eq!(report.windows_evicted_for_budget, 1);
+        assert_eq!(store.raw_dropped_through(), Some(2 * HOUR + 10 * MIN));
         assert_eq!(
             raw(&store, g, 0, i64::MAX).first().map(|p| p.0),
             Some(2 * HOUR + 10 * MIN)

@@ -96,6 +96,12 @@ impl Store {
         self.oldest(0)
     }
 
+    /// End of the newest raw window dropped by retention or the disk budget
+    /// since the store was opened, if any was.
+    pub fn raw_dropped_through(&self) -> Option<TimestampMs> {
+        self.raw_dropped_through
+    }
+
     fn raw_points(&self, q: &Query, counter: bool) -> Result<Vec<Point>, StoreError> {
         let rate = q.agg == Aggregation::Rate || (counter && q.agg == Aggregation::Avg);
         let mut out = Vec::new();
