@@ -8,56 +8,17 @@
 //!
 //! Run: `cargo bench -p ward-benches --bench agent_overhead`
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the agent is running");
-    let rest = &stat[stat.rfind(')').expect("a command name") + 2..];
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|v| v.parse().expect("a number"))
-        .collect();
-    (f[0] + f[1]) / 100.0
-}
-
-fn status_kb(pid: u32, field: &str) -> f64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the agent is running");
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("a VmRSS line")
-}
+use ward_benches::procfs::{cpu_seconds, release_agent, status_kb};
 
 fn main() {
     let seconds: u64 = std::env::var("WARD_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let built = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ward-agent",
-            "--bin",
-            "ward-agent",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "building ward-agent failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let agent = target.join("release/ward-agent");
+    let agent = release_agent();
 
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut child = Command::new(&agent)

@@ -15,19 +15,9 @@
 //!
 //! Run: `cargo bench -p ward-benches --bench otlp_replay`
 
-use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use prost::Message;
 use tokio_util::sync::CancellationToken;
 use ward_agent::daemon::SharedStore;
 use ward_agent::export::{ExportSettings, Protocol};
@@ -44,66 +34,6 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-async fn receive(
-    State(count): State<Arc<AtomicU64>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> &'static str {
-    let mut raw = body.to_vec();
-    if headers
-        .get("content-encoding")
-        .is_some_and(|v| v.as_bytes() == b"gzip")
-    {
-        let mut out = Vec::new();
-        if flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .is_ok()
-        {
-            raw = out;
-        }
-    }
-    if let Ok(req) = ExportMetricsServiceRequest::decode(&raw[..]) {
-        let mut n = 0;
-        for rm in &req.resource_metrics {
-            for sm in &rm.scope_metrics {
-                for m in &sm.metrics {
-                    n += match &m.data {
-                        Some(Data::Gauge(g)) => g.data_points.len(),
-                        Some(Data::Sum(s)) => s.data_points.len(),
-                        _ => 0,
-                    };
-                }
-            }
-        }
-        count.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    ""
-}
-
-/// A receiver on loopback, on a thread of its own; its address and count.
-fn receiver() -> (String, Arc<AtomicU64>) {
-    let count = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let c = count.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let _ = tx.send(listener.local_addr().expect("addr").to_string());
-            let app = Router::new()
-                .route("/v1/metrics", post(receive))
-                .with_state(c);
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    (rx.recv().expect("receiver address"), count)
 }
 
 /// One hour of samples, the exporter's cursor at its start.
@@ -161,9 +91,9 @@ fn backlog(dir: &std::path::Path) -> (SharedStore, u64) {
 fn run(gzip: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, total) = backlog(dir.path());
-    let (addr, count) = receiver();
+    let sink = ward_benches::otlp_sink::start();
     let settings = ExportSettings {
-        endpoint: format!("http://{addr}").parse().expect("uri"),
+        endpoint: sink.url.parse().expect("uri"),
         protocol: Protocol::HttpProtobuf,
         headers: Vec::new(),
         gzip,
@@ -186,11 +116,11 @@ fn run(gzip: bool) {
     rt.block_on(async {
         let (task, stats) =
             ward_agent::export::start(settings, store.clone(), stop.clone()).expect("exporter");
-        while count.load(Ordering::Relaxed) < total {
+        while sink.counts.points.load(Ordering::Relaxed) < total {
             assert!(
                 t0.elapsed() < Duration::from_secs(300),
                 "replay stalled at {} of {total} points",
-                count.load(Ordering::Relaxed)
+                sink.counts.points.load(Ordering::Relaxed)
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

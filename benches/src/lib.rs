@@ -7,6 +7,8 @@
 //! something.
 
 pub mod nab;
+pub mod otlp_sink;
+pub mod procfs;
 
 use ward_agent::store::{Store, StoreError};
 use ward_shared::{Labels, Sample, SeriesDesc, SeriesId, SeriesKey};
