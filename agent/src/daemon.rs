@@ -649,7 +649,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
 }
 
 /// Runs `work` every `period` until `stop`; a failure is logged, and a
-/// failure ten times in a row stops the agent through `failed`.
+/// failure ten times in a row stops the agent through `failed`, but for a
+/// full disk, which is retried for as long as it lasts.
 async fn every(
     period: Duration,
     stop: CancellationToken,
@@ -659,13 +660,27 @@ async fn every(
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut failures = 0u32;
+    let mut disk_full = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
         match work() {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                failures = 0;
+                if std::mem::take(&mut disk_full) {
+                    info!(
+                        "the data directory takes writes again: what was kept in memory is written"
+                    );
+                }
+            }
+            // A full disk passes: keep trying, say so once (and in the status).
+            Err(e) if e.is_disk_full() => {
+                if !std::mem::replace(&mut disk_full, true) {
+                    error!(error = %e, "data directory full: new samples are kept in memory until space returns");
+                }
+            }
             Err(e) => {
                 failures += 1;
                 warn!(error = %e, failures, "store task failed");

@@ -49,6 +49,7 @@ pub fn store(stats: &StoreStats) -> StoreHealth {
         stored_bytes: stats.stored_bytes,
         chunks_unreadable: stats.chunks_unreadable,
         wal_records_dropped: stats.wal_records_dropped,
+        disk_full_since: stats.disk_full_since,
     }
 }
 
@@ -87,6 +88,12 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         "store: {} series, {} samples accepted, {} refused as late, {} bytes, {} unreadable chunks\n",
         s.store.series, s.store.samples_accepted, s.store.samples_out_of_order, s.store.stored_bytes, s.store.chunks_unreadable
     ));
+    if let Some(since) = s.store.disk_full_since {
+        out.push_str(&format!(
+            "store: DISK FULL for {} s: writes fail for want of space; new samples are kept in memory and written when space returns\n",
+            (now - since).max(0) / 1000
+        ));
+    }
     let j = &s.jobs;
     out.push_str(&format!(
         "jobs: {} ({} running), {} events accepted, {} refused; spool: {} reports delivered, {} unreadable; incidents: {} active\n",

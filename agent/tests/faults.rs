@@ -1,8 +1,14 @@
-//! Faults on disk under a real agent: a chunk damaged in its block file.
+//! Faults on disk under a real agent: a chunk damaged in its block file,
+//! the data directory's filesystem full.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::Running;
 use ward_agent::store::{Store, StoreOptions};
@@ -83,6 +89,121 @@ fn a_damaged_chunk_is_reported_and_everything_else_is_still_served() {
     });
     let warning = running.wait_for("skipping an unreadable chunk");
     assert!(warning.contains(&start.to_string()), "{warning}");
+    running.signal("TERM");
+    running.wait_for("store closed");
+    let mut running = running;
+    assert!(running.child.wait().unwrap().success());
+}
+
+/// The agent in a mount namespace of its own where `data` is a 6 MB tmpfs
+/// (unshare: as root, or as a user where user namespaces are allowed).
+fn agent_on_a_small_filesystem(data: &Path, socket: &Path) -> Running {
+    std::fs::create_dir_all(data).unwrap();
+    let mut cmd = Command::new("unshare");
+    // The tests must not pick up an operator's overrides.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARD_")) {
+        cmd.env_remove(k);
+    }
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+    ])
+    .args([
+        "sh",
+        "-c",
+        r#"mount -t tmpfs -o size=6m ward-test "$0" && exec "$@""#,
+    ])
+    .arg(data)
+    .arg(env!("CARGO_BIN_EXE_ward-agent"))
+    .args(["run", "--data-dir"])
+    .arg(data)
+    .env("WARD_AGENT_INTERVAL", "100ms")
+    .env("WARD_COLLECT_PROCESS_INTERVAL", "1s")
+    .env("WARD_API_SOCKET", socket)
+    .env("WARD_JOBS_STATSD_LISTEN", "127.0.0.1:0")
+    .stderr(Stdio::piped());
+    Running::spawn(cmd)
+}
+
+#[test]
+fn a_full_disk_keeps_the_agent_running_reports_it_and_loses_nothing_once_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, socket) = (dir.path().join("data"), dir.path().join("api.sock"));
+    let running = agent_on_a_small_filesystem(&data, &socket);
+    running.wait_for("api listening");
+    // The agent's view of its data directory, from outside its namespace.
+    let inside = PathBuf::from(format!(
+        "/proc/{}/root{}",
+        running.child.id(),
+        data.display()
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(Endpoint::Unix(socket.clone()));
+    std::thread::sleep(Duration::from_secs(2));
+    let memory = rt.block_on(client.series("system.memory.usage")).unwrap();
+    let series = memory[0].id;
+    let began = now_ms();
+
+    // Fill the filesystem to the last byte.
+    let filler = inside.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..512]).is_ok() {}
+    }
+    running.wait_for("data directory full");
+    std::thread::sleep(Duration::from_secs(3));
+    let status = rt.block_on(client.status()).unwrap();
+    assert_eq!(status.state, "running");
+    let full_since = status
+        .store
+        .disk_full_since
+        .expect("the status says the disk is full");
+    assert!(full_since >= began, "{full_since} < {began}");
+
+    // Space returns: the agent writes what it kept.
+    std::fs::remove_file(&filler).unwrap();
+    running.wait_for("takes writes again");
+    std::thread::sleep(Duration::from_secs(2));
+    let status = rt.block_on(client.status()).unwrap();
+    assert_eq!(status.store.disk_full_since, None);
+    let points = rt
+        .block_on(client.query(&QueryRequest {
+            series: vec![series],
+            start: began,
+            end: now_ms(),
+            step: None,
+            agg: Aggregation::Last,
+        }))
+        .unwrap()
+        .remove(0)
+        .points;
+    // Nothing missing across the full spell: samples every 100 ms, no gap
+    // longer than a few ticks.
+    let longest = points.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+    assert!(
+        points.len() > 30 && longest < 1000,
+        "{} points, longest gap {longest} ms",
+        points.len()
+    );
+    assert!(
+        points.iter().any(|p| p.0 > full_since + 2000),
+        "samples from the full spell"
+    );
+    // And they are on disk: the log grew once space returned.
+    let wal: u64 = std::fs::read_dir(inside.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(wal > 1000, "the write-ahead log holds {wal} bytes");
+
     running.signal("TERM");
     running.wait_for("store closed");
     let mut running = running;

@@ -136,4 +136,8 @@ pub struct StoreHealth {
     pub stored_bytes: u64,
     pub chunks_unreadable: u64,
     pub wal_records_dropped: u64,
+    /// Since when the data directory's filesystem has been full (writes
+    /// failing; samples kept in memory meanwhile), while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_full_since: Option<TimestampMs>,
 }

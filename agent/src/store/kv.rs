@@ -3,7 +3,7 @@
 //! Everything above it sees ordered byte keys, atomic batches and an
 //! explicit flush, so the engine could be swapped without touching the rest.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
@@ -30,7 +30,14 @@ impl KvBatch {
 }
 
 fn engine(e: sled::Error) -> StoreError {
-    StoreError::Engine(e.to_string())
+    match e {
+        // Kept as I/O, so that a full disk is told from a broken engine.
+        sled::Error::Io(source) => StoreError::Io {
+            path: PathBuf::from("db"),
+            source,
+        },
+        e => StoreError::Engine(e.to_string()),
+    }
 }
 
 impl Kv {

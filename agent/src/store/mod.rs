@@ -166,6 +166,15 @@ pub enum StoreError {
     BadOptions(String),
 }
 
+impl StoreError {
+    /// Whether this is the filesystem out of space (or quota): something
+    /// that passes when space returns, not a broken store.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
+    }
+}
+
 /// How the store is sized and how long it keeps things.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -215,6 +224,8 @@ pub struct MaintenanceReport {
 /// Counters and sizes, for the agent's status.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct StoreStats {
+    /// Since when writes have failed for want of space, while they do.
+    pub disk_full_since: Option<i64>,
     pub series: u64,
     pub samples_accepted: u64,
     pub samples_out_of_order: u64,
@@ -303,6 +314,8 @@ pub struct Store {
     /// End of the newest raw window dropped (retention, disk budget) since
     /// open: raw samples before it may have existed and are gone.
     raw_dropped_through: Option<i64>,
+    /// Set while the data directory's filesystem refuses writes (ENOSPC).
+    disk_full_since: Option<i64>,
     snapshot_bytes: u64,
     /// New series since the engine was last flushed.
     index_dirty: bool,
@@ -373,6 +386,7 @@ impl Store {
             sizes: BTreeMap::new(),
             oldest_on_disk: [None; 3],
             raw_dropped_through: None,
+            disk_full_since: None,
             snapshot_bytes: 0,
             index_dirty: false,
             stats: StoreStats::default(),
@@ -625,6 +639,19 @@ impl Store {
 
     /// Makes every accepted sample durable.
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        let out = self.flush_now();
+        match &out {
+            Ok(()) => self.disk_full_since = None,
+            Err(e) if e.is_disk_full() => {
+                self.disk_full_since
+                    .get_or_insert_with(ward_shared::time::now_ms);
+            }
+            Err(_) => {}
+        }
+        out
+    }
+
+    fn flush_now(&mut self) -> Result<(), StoreError> {
         if self.index_dirty {
             self.kv.flush()?;
             self.index_dirty = false;
@@ -632,9 +659,26 @@ impl Store {
         self.wal.flush()
     }
 
+    /// Since when writes have failed for want of space, while they do.
+    pub fn disk_full_since(&self) -> Option<i64> {
+        self.disk_full_since
+    }
+
     /// Seals every head and every rollup interval that ends by `until` into
     /// chunks, in one atomic batch, then starts a new log.
     fn seal(&mut self, until: i64) -> Result<(), StoreError> {
+        // All or nothing: a seal that fails half-way (a full disk) leaves the
+        // heads, rollups and sizes as they were, to be sealed on a later try;
+        // bytes already appended to a block file are never indexed.
+        let saved = (self.series.clone(), self.sizes.clone(), self.oldest_on_disk);
+        let out = self.seal_now(until);
+        if out.is_err() {
+            (self.series, self.sizes, self.oldest_on_disk) = saved;
+        }
+        out
+    }
+
+    fn seal_now(&mut self, until: i64) -> Result<(), StoreError> {
         let mut batch = KvBatch::default();
         let mut done = Vec::new();
         // Chunks by (tier, window): their index keys and bytes.
@@ -823,6 +867,7 @@ impl Store {
             head_bytes: self.series.iter().map(|s| s.heap_bytes() as u64).sum(),
             pending_samples: self.wal.pending(),
             chunks_unreadable: self.chunks_unreadable.load(Ordering::Relaxed),
+            disk_full_since: self.disk_full_since,
             ..self.stats.clone()
         }
     }

@@ -17,7 +17,7 @@
 //! acknowledged as flushed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use ward_shared::{Sample, SeriesId};
@@ -26,6 +26,8 @@ use super::codec::{get_varint, put_varint, unzigzag, zigzag};
 use super::{StoreError, io_at};
 
 const MAGIC: &[u8; 7] = b"WARDWAL";
+/// The magic and the version byte that start every segment.
+const HEADER_LEN: u64 = MAGIC.len() as u64 + 1;
 /// The log format written by this module.
 pub const WAL_VERSION: u8 = 1;
 const MAX_RECORD: usize = 256 << 20;
@@ -47,6 +49,8 @@ pub struct Wal {
     pending: u64,
     last_ts: i64,
     bytes_on_disk: u64,
+    /// Bytes of the current segment: where a failed write is cut back to.
+    segment_len: u64,
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -156,11 +160,12 @@ impl Wal {
         let wal = Self {
             dir: dir.to_path_buf(),
             file,
+            segment_len: HEADER_LEN,
             segment,
             buf: Vec::new(),
             pending: 0,
             last_ts: 0,
-            bytes_on_disk: bytes_on_disk + 8,
+            bytes_on_disk: bytes_on_disk + HEADER_LEN,
         };
         Ok((wal, replay))
     }
@@ -205,8 +210,18 @@ impl Wal {
         record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         record.extend_from_slice(&payload);
         let path = segment_path(&self.dir, self.segment);
-        self.file.write_all(&record).map_err(io_at(&path))?;
-        self.file.sync_data().map_err(io_at(&path))?;
+        let written = self
+            .file
+            .write_all(&record)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // A torn record (a full disk) would end the replay there: cut it
+            // off; the samples stay buffered for the next try.
+            let _ = self.file.set_len(self.segment_len);
+            let _ = self.file.seek(SeekFrom::Start(self.segment_len));
+            return Err(io_at(&path)(e));
+        }
+        self.segment_len += record.len() as u64;
         self.bytes_on_disk += record.len() as u64;
         self.buf.clear();
         self.pending = 0;
@@ -222,6 +237,7 @@ impl Wal {
         self.last_ts = 0;
         let next = self.segment + 1;
         self.file = Self::create_segment(&self.dir, next)?;
+        self.segment_len = HEADER_LEN;
         self.file.sync_all().map_err(io_at(&self.dir))?;
         for n in list_segments(&self.dir)? {
             if n < next {

@@ -42,6 +42,11 @@ impl Running {
         for (k, v) in extra {
             cmd.env(k, v);
         }
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd`, its standard error piped, and follows its log.
+    pub fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd.spawn().unwrap();
         let (tx, lines) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
