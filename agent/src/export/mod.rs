@@ -286,10 +286,14 @@ impl Exporter {
         }
     }
 
-    /// Ships every sample after `cursor` up to the settle line; false once stopped.
+    /// Ships every sample after `cursor` up to the settle line as it stands
+    /// when the pass begins; false once stopped. (A line that moved on with
+    /// the clock kept the pass going for as long as each batch took a
+    /// millisecond, reading every series' head each time: half a core on
+    /// a busy machine.)
     async fn metrics_pass(&mut self, cursor: &mut TimestampMs) -> Result<bool, StoreError> {
+        let until = now_ms() - self.settle_ms();
         loop {
-            let until = now_ms() - self.settle_ms();
             if *cursor >= until {
                 self.stats.backlog.store(0, Ordering::Relaxed);
                 return Ok(true);
