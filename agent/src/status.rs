@@ -48,6 +48,7 @@ pub fn store(stats: &StoreStats) -> StoreHealth {
         samples_out_of_order: stats.samples_out_of_order,
         stored_bytes: stats.stored_bytes,
         chunks_unreadable: stats.chunks_unreadable,
+        chunks_quarantined: stats.chunks_quarantined,
         wal_records_dropped: stats.wal_records_dropped,
         disk_full_since: stats.disk_full_since,
     }
@@ -88,6 +89,12 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         "store: {} series, {} samples accepted, {} refused as late, {} bytes, {} unreadable chunks\n",
         s.store.series, s.store.samples_accepted, s.store.samples_out_of_order, s.store.stored_bytes, s.store.chunks_unreadable
     ));
+    if s.store.chunks_quarantined > 0 {
+        out.push_str(&format!(
+            "store: {} damaged chunks set aside in quarantine/ under the data directory (their samples are skipped; the rest is served)\n",
+            s.store.chunks_quarantined
+        ));
+    }
     if let Some(since) = s.store.disk_full_since {
         out.push_str(&format!(
             "store: DISK FULL for {} s: writes fail for want of space; new samples are kept in memory and written when space returns\n",

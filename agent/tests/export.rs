@@ -399,8 +399,20 @@ fn otlp_http_ships_metrics_incidents_and_job_runs_to_an_independent_decoder() {
     ships_metrics_incidents_and_job_runs("http/protobuf");
 }
 
+/// The outage lasts 8 s, or `WARD_TEST_OUTAGE_SECONDS` (600 for the issue's
+/// ten minutes: `WARD_TEST_OUTAGE_SECONDS=600 cargo test -p ward-agent --test
+/// export a_backend_outage`).
 #[test]
 fn a_backend_outage_loses_nothing_and_the_backlog_arrives_in_order() {
+    let outage = Duration::from_secs(
+        std::env::var("WARD_TEST_OUTAGE_SECONDS")
+            .ok()
+            .map(|s| {
+                s.parse()
+                    .expect("WARD_TEST_OUTAGE_SECONDS: a whole number of seconds")
+            })
+            .unwrap_or(8),
+    );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = dir.path().join("received.jsonl");
@@ -434,15 +446,19 @@ fn a_backend_outage_loses_nothing_and_the_backlog_arrives_in_order() {
     });
     let failing = status();
     assert!(failing.last_error.contains("Unavailable"), "{failing:?}");
-    std::thread::sleep(Duration::from_secs(8).saturating_sub(down.elapsed()));
+    std::thread::sleep(outage.saturating_sub(down.elapsed()));
 
     // Back on the same port: the backlog goes out, oldest first.
     let outage_ms = down.elapsed().as_millis() as i64;
     let receiver = Receiver::start(&out, grpc, 0);
-    wait_until("the exporter to catch up", 60, || {
-        let e = status();
-        !e.retrying && e.lag_seconds < 3.0
-    });
+    wait_until(
+        "the exporter to catch up",
+        60 + outage.as_secs() / 5,
+        || {
+            let e = status();
+            !e.retrying && e.lag_seconds < 3.0
+        },
+    );
     let reqs = receiver.requests();
     for r in reqs.iter().filter(|r| r["signal"] == "metrics") {
         let n = points(std::slice::from_ref(r)).len();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::Running;
+use common::{Running, agent};
 use ward_agent::store::{Store, StoreOptions};
 use ward_shared::api::{Aggregation, QueryRequest};
 use ward_shared::client::{Client, Endpoint};
@@ -20,7 +20,7 @@ use ward_shared::{Labels, Sample, SeriesDesc, SeriesKey};
 const WINDOW: i64 = 30 * 60 * 1000;
 
 #[test]
-fn a_damaged_chunk_is_reported_and_everything_else_is_still_served() {
+fn a_damaged_chunk_is_quarantined_reported_and_everything_else_is_still_served() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // An hour of two series, two sealed 30-minute windows, some hours ago.
@@ -57,42 +57,84 @@ fn a_damaged_chunk_is_reported_and_everything_else_is_still_served() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let client = Client::new(Endpoint::Unix(data.with_extension("sock")));
-        let mut counts = Vec::new();
-        for name in ["fault.a", "fault.b"] {
-            let series = client.series(name).await.unwrap();
-            assert_eq!(series.len(), 1, "{name}: {series:?}");
-            let answer = client
-                .query(&QueryRequest {
-                    series: vec![series[0].id],
-                    start,
-                    end: start + 2 * WINDOW,
-                    step: None,
-                    agg: Aggregation::Last,
-                })
-                .await
-                .unwrap();
-            let points = &answer[0].points;
-            counts.push((points.len(), points.first().map(|p| p.0)));
-        }
-        assert_eq!(
-            counts,
-            [(1800, Some(start + WINDOW)), (3600, Some(start))],
-            "fault.a loses the damaged window only; fault.b is whole"
-        );
-        // Reported: in the status the API serves, and in the log.
-        let status = client.status().await.unwrap();
-        assert_eq!(status.store.chunks_unreadable, 1);
-        assert_eq!(status.state, "running");
-        assert!(client.health().await.is_ok());
-    });
-    let warning = running.wait_for("skipping an unreadable chunk");
+    let served = || {
+        rt.block_on(async {
+            let client = Client::new(Endpoint::Unix(data.with_extension("sock")));
+            let mut counts = Vec::new();
+            for name in ["fault.a", "fault.b"] {
+                let series = client.series(name).await.unwrap();
+                assert_eq!(series.len(), 1, "{name}: {series:?}");
+                let answer = client
+                    .query(&QueryRequest {
+                        series: vec![series[0].id],
+                        start,
+                        end: start + 2 * WINDOW,
+                        step: None,
+                        agg: Aggregation::Last,
+                    })
+                    .await
+                    .unwrap();
+                let points = &answer[0].points;
+                counts.push((points.len(), points.first().map(|p| p.0)));
+            }
+            (counts, client.status().await.unwrap())
+        })
+    };
+    let (counts, status) = served();
+    assert_eq!(
+        counts,
+        [(1800, Some(start + WINDOW)), (3600, Some(start))],
+        "fault.a loses the damaged window only; fault.b is whole"
+    );
+    // Reported: in the status the API serves, and in the log.
+    assert_eq!(status.store.chunks_unreadable, 1);
+    assert_eq!(status.store.chunks_quarantined, 1);
+    assert_eq!(status.state, "running");
+    let warning = running.wait_for("quarantined an unreadable chunk");
     assert!(warning.contains(&start.to_string()), "{warning}");
+    // Set aside where the log says, as the bytes were found.
+    let aside: Vec<_> = std::fs::read_dir(data.join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        warning.contains(&aside[0].display().to_string()),
+        "{warning}"
+    );
+    let damaged = std::fs::read(&block).unwrap();
+    let kept = std::fs::read(&aside[0]).unwrap();
+    assert_eq!(kept.as_slice(), &damaged[8..8 + kept.len()]);
     running.signal("TERM");
     running.wait_for("store closed");
     let mut running = running;
     assert!(running.child.wait().unwrap().success());
+
+    // The next start serves the same, without tripping on it again, and
+    // still says it is there.
+    let running = Running::start(&data);
+    running.wait_for("api listening");
+    let (again, status) = served();
+    assert_eq!(again, counts);
+    assert_eq!(status.store.chunks_unreadable, 0);
+    assert_eq!(status.store.chunks_quarantined, 1);
+    let out = agent()
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 damaged chunks set aside in quarantine/"),
+        "{text}"
+    );
+    assert!(text.contains(", 0 unreadable chunks"), "{text}");
+    running.signal("TERM");
+    let log = running.lines_until("store closed");
+    assert!(
+        !log.iter().any(|l| l.contains("unreadable chunk")),
+        "{log:?}"
+    );
 }
 
 /// The agent in a mount namespace of its own where `data` is a 6 MB tmpfs

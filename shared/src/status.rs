@@ -134,7 +134,12 @@ pub struct StoreHealth {
     pub samples_accepted: u64,
     pub samples_out_of_order: u64,
     pub stored_bytes: u64,
+    /// Damaged chunks found since the agent started.
     pub chunks_unreadable: u64,
+    /// Damaged chunks copied to `quarantine/` in the data directory and
+    /// taken out of the index, this run or earlier.
+    #[serde(default)]
+    pub chunks_quarantined: u64,
     pub wal_records_dropped: u64,
     /// Since when the data directory's filesystem has been full (writes
     /// failing; samples kept in memory meanwhile), while it is.

@@ -75,8 +75,11 @@ impl ChunkRef {
 pub enum ReadFailure {
     /// The file or the bytes are gone (deleted by hand, truncated).
     Missing(String),
-    /// The bytes are there but are not what was written.
-    Checksum,
+    /// The bytes are there but are not what was written; here they are.
+    Checksum(Vec<u8>),
+    /// The file could not be read (permissions, an I/O error): perhaps for
+    /// now only.
+    Io(String),
 }
 
 #[derive(Debug)]
@@ -139,13 +142,20 @@ impl BlockFiles {
     /// Reads a chunk back, checking its CRC.
     pub fn read(&self, tier: u8, window: i64, at: ChunkRef) -> Result<Vec<u8>, ReadFailure> {
         let path = self.path(tier, window);
-        let file = File::open(&path)
-            .map_err(|e| ReadFailure::Missing(format!("{}: {e}", path.display())))?;
+        let failed = |e: std::io::Error| {
+            let why = format!("{}: {e}", path.display());
+            match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof => {
+                    ReadFailure::Missing(why)
+                }
+                _ => ReadFailure::Io(why),
+            }
+        };
+        let file = File::open(&path).map_err(failed)?;
         let mut buf = vec![0u8; at.len as usize];
-        file.read_exact_at(&mut buf, at.offset)
-            .map_err(|e| ReadFailure::Missing(format!("{}: {e}", path.display())))?;
+        file.read_exact_at(&mut buf, at.offset).map_err(failed)?;
         if crc32fast::hash(&buf) != at.crc {
-            return Err(ReadFailure::Checksum);
+            return Err(ReadFailure::Checksum(buf));
         }
         Ok(buf)
     }
@@ -240,7 +250,7 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
             blocks.read(0, 1800, refs[0]),
-            Err(ReadFailure::Checksum)
+            Err(ReadFailure::Checksum(b)) if b.len() == 5 && b != b"first"
         ));
         assert_eq!(blocks.read(0, 1800, more[0]).unwrap(), b"third");
 

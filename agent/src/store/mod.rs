@@ -25,6 +25,9 @@
 //! <data_dir>/wal/<n>.wal          write-ahead log of the current window (see wal.rs)
 //! <data_dir>/blocks/<tier>-<window>.blk
 //!                                 sealed chunks of every series, back to back (see blocks.rs)
+//! <data_dir>/quarantine/<tier>-<window>-<index key>.chunk
+//!                                 damaged chunks, copied aside when found (their index
+//!                                 entries removed)
 //! <data_dir>/snapshots/<generation>.snap
 //!                                 per series, what a restart needs besides the chunks: last
 //!                                 timestamp, counter state, the rollup chunks being built and
@@ -231,7 +234,10 @@ pub struct StoreStats {
     pub samples_out_of_order: u64,
     pub samples_unknown_series: u64,
     pub wal_records_dropped: u64,
+    /// Damaged chunks found since open (each once: it is then quarantined).
     pub chunks_unreadable: u64,
+    /// Chunks set aside in `quarantine/`, this run or earlier.
+    pub chunks_quarantined: u64,
     pub seals: u64,
     /// Chunks, snapshots and log: what the disk budget counts.
     pub stored_bytes: u64,
@@ -248,6 +254,18 @@ fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Where damaged chunks are copied to, under the data directory.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+fn quarantined_chunks(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "chunk"))
+            .count() as u64
+    })
 }
 
 fn be_ts(ts: i64) -> [u8; 8] {
@@ -321,6 +339,8 @@ pub struct Store {
     index_dirty: bool,
     stats: StoreStats,
     chunks_unreadable: AtomicU64,
+    /// Chunks in `quarantine/`, found there at open or moved there since.
+    chunks_quarantined: AtomicU64,
     outbox: outbox::OutboxState,
     _lock: DirLock,
 }
@@ -391,6 +411,7 @@ impl Store {
             index_dirty: false,
             stats: StoreStats::default(),
             chunks_unreadable: AtomicU64::new(0),
+            chunks_quarantined: AtomicU64::new(quarantined_chunks(&dir.join(QUARANTINE_DIR))),
             outbox: outbox::OutboxState::default(),
             _lock: lock,
         };
@@ -867,6 +888,7 @@ impl Store {
             head_bytes: self.series.iter().map(|s| s.heap_bytes() as u64).sum(),
             pending_samples: self.wal.pending(),
             chunks_unreadable: self.chunks_unreadable.load(Ordering::Relaxed),
+            chunks_quarantined: self.chunks_quarantined.load(Ordering::Relaxed),
             disk_full_since: self.disk_full_since,
             ..self.stats.clone()
         }
@@ -905,10 +927,8 @@ impl Store {
             .collect();
         for w in windows {
             for item in self.kv.scan_prefix(&series_chunk_prefix(0, w, series)) {
-                let (_, entry) = item?;
-                if let Some(bytes) = self.read_chunk(0, w, &entry) {
-                    self.each_row(&bytes, from, to, |ts, row| each(ts, row[0]));
-                }
+                let (key, entry) = item?;
+                self.chunk_rows(0, w, &key, &entry, (from, to), |ts, row| each(ts, row[0]));
             }
         }
         if state.head.first_ts().is_some_and(|f| f <= to) {
@@ -946,10 +966,8 @@ impl Store {
             .collect();
         for w in windows {
             for item in self.kv.scan_prefix(&series_chunk_prefix(tier, w, series)) {
-                let (_, entry) = item?;
-                if let Some(bytes) = self.read_chunk(tier, w, &entry) {
-                    self.each_row(&bytes, from, to, &mut each);
-                }
+                let (key, entry) = item?;
+                self.chunk_rows(tier, w, &key, &entry, (from, to), &mut each);
             }
         }
         let building = &state.tiers[usize::from(tier) - 1].enc;
@@ -970,28 +988,39 @@ impl Store {
         Ok(())
     }
 
-    /// A chunk's bytes, or `None` (counted and logged) when they cannot be
-    /// trusted: one bad chunk must not take the rest of the series down with it.
-    fn read_chunk(&self, tier: u8, window: i64, entry: &[u8]) -> Option<Vec<u8>> {
-        let failure = match ChunkRef::decode(entry).map(|at| self.blocks.read(tier, window, at)) {
-            Some(Ok(bytes)) => return Some(bytes),
-            Some(Err(ReadFailure::Checksum)) => "checksum mismatch".to_string(),
-            Some(Err(ReadFailure::Missing(why))) => why,
-            None => "bad index entry".to_string(),
-        };
-        self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
-        warn!(tier, window, error = %failure, "skipping an unreadable chunk");
-        None
-    }
-
-    fn each_row(&self, bytes: &[u8], from: i64, to: i64, mut each: impl FnMut(i64, &[f64])) {
-        let chunk = match decode_chunk(bytes) {
-            Ok(chunk) => chunk,
-            Err(e) => {
+    /// The rows of the chunk at `key` that start within `[from, to]`. A
+    /// chunk that cannot be trusted gives none: it is counted, logged and
+    /// quarantined, so that one bad chunk never takes the rest of the series
+    /// down with it.
+    fn chunk_rows(
+        &self,
+        tier: u8,
+        window: i64,
+        key: &[u8],
+        entry: &[u8],
+        (from, to): (i64, i64),
+        mut each: impl FnMut(i64, &[f64]),
+    ) {
+        let bytes = match ChunkRef::decode(entry).map(|at| self.blocks.read(tier, window, at)) {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(ReadFailure::Checksum(bytes))) => {
+                return self.quarantine(tier, window, key, Some(&bytes), "checksum mismatch");
+            }
+            Some(Err(ReadFailure::Missing(why))) => {
+                return self.quarantine(tier, window, key, None, &why);
+            }
+            None => return self.quarantine(tier, window, key, None, "bad index entry"),
+            Some(Err(ReadFailure::Io(why))) => {
+                // Perhaps passing (permissions, a flaky device): skipped this
+                // time, but left in place.
                 self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %e, "skipping an undecodable chunk");
+                warn!(tier, window, error = %why, "skipping a chunk that could not be read");
                 return;
             }
+        };
+        let chunk = match decode_chunk(&bytes) {
+            Ok(chunk) => chunk,
+            Err(e) => return self.quarantine(tier, window, key, Some(&bytes), &e.to_string()),
         };
         let mut row = vec![0.0; chunk.cols.len()];
         for (i, &ts) in chunk.ts.iter().enumerate() {
@@ -1005,6 +1034,48 @@ impl Store {
                 *slot = col[i];
             }
             each(ts, &row);
+        }
+    }
+
+    /// Takes a damaged chunk out of service: its bytes (when there are any)
+    /// are copied to `<data dir>/quarantine/` for a person to look at, its
+    /// index entry is removed so that no later read trips on it, and it is
+    /// counted and logged. The block file is left as it is (block files are
+    /// never rewritten; retention deletes the window's file whole).
+    fn quarantine(&self, tier: u8, window: i64, key: &[u8], bytes: Option<&[u8]>, why: &str) {
+        self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
+        let dir = self.dir.join(QUARANTINE_DIR);
+        let name: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let kept = bytes.map(|bytes| {
+            let path = dir.join(format!("{tier}-{window}-{name}.chunk"));
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&path, bytes))
+                .map(|()| path)
+        });
+        let mut batch = KvBatch::default();
+        batch.remove(key);
+        match (kept, self.kv.apply(batch)) {
+            (Some(Err(e)), _) => warn!(
+                tier, window, error = %why, copy_failed = %e,
+                "skipping an unreadable chunk; it stays indexed, as it could not be copied aside"
+            ),
+            (_, Err(e)) => warn!(
+                tier, window, error = %why, unindex_failed = %e,
+                "skipping an unreadable chunk; it could not be taken out of the index"
+            ),
+            (kept, Ok(())) => {
+                self.chunks_quarantined.fetch_add(1, Ordering::Relaxed);
+                match kept {
+                    Some(Ok(path)) => warn!(
+                        tier, window, error = %why, kept = %path.display(),
+                        "quarantined an unreadable chunk: its samples are skipped from now on"
+                    ),
+                    _ => warn!(
+                        tier, window, error = %why,
+                        "quarantined an unreadable chunk (nothing left to keep): its samples are skipped from now on"
+                    ),
+                }
+            }
         }
     }
 
@@ -1330,7 +1401,7 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_chunk_is_skipped_and_counted_and_the_rest_is_served() {
+    fn a_damaged_chunk_is_quarantined_and_counted_and_the_rest_is_served() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), opts()).unwrap();
         let a = store.register(SeriesDesc::gauge(key("a"), "1")).unwrap();
@@ -1363,6 +1434,31 @@ mod tests {
         assert_eq!(got_a.len(), 600);
         assert_eq!(got_b.len(), 1200, "b is untouched");
         assert_eq!(store.stats().chunks_unreadable, 1);
+        assert_eq!(store.stats().chunks_quarantined, 1);
+
+        // Quarantined: its bytes copied aside as they were found, and no
+        // later read trips on it again, in this run or the next.
+        let aside: Vec<_> = std::fs::read_dir(dir.path().join(QUARANTINE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        let name = aside[0].file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.starts_with("0-0-") && name.ends_with(".chunk"),
+            "{name}"
+        );
+        let kept = std::fs::read(&aside[0]).unwrap();
+        let damaged = std::fs::read(&path).unwrap();
+        assert_eq!(kept.as_slice(), &damaged[8..8 + kept.len()]);
+        assert_eq!(raw(&store, a, 0, i64::MAX).len(), 600);
+        assert_eq!(store.stats().chunks_unreadable, 1, "counted once");
+        store.close().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        assert_eq!(raw(&store, a, 0, i64::MAX).len(), 600);
+        assert_eq!(raw(&store, b, 0, i64::MAX).len(), 1200);
+        let stats = store.stats();
+        assert_eq!((stats.chunks_unreadable, stats.chunks_quarantined), (0, 1));
     }
 
     #[test]

@@ -59,13 +59,21 @@ impl Running {
     }
 
     pub fn wait_for(&self, text: &str) -> String {
+        self.lines_until(text).pop().unwrap()
+    }
+
+    /// Every log line up to and including the first with `text`.
+    pub fn lines_until(&self, text: &str) -> Vec<String> {
+        let mut lines = Vec::new();
         loop {
             let line = self
                 .lines
                 .recv_timeout(Duration::from_secs(20))
                 .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
+            let done = line.contains(text);
+            lines.push(line);
+            if done {
+                return lines;
             }
         }
     }
