@@ -1,17 +1,20 @@
-//! Faults on disk under a real agent: a chunk damaged in its block file,
-//! the data directory's filesystem full.
+//! Faults under a real agent: a chunk damaged in its block file, the data
+//! directory's filesystem full, SIGKILL in the middle of heavy ingest.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 mod common;
 
 use std::io::Write;
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{Running, agent};
-use ward_agent::store::{Store, StoreOptions};
+use ward_agent::store::{Aggregation as StoreAggregation, Query, Store, StoreOptions};
 use ward_shared::api::{Aggregation, QueryRequest};
 use ward_shared::client::{Client, Endpoint};
 use ward_shared::time::now_ms;
@@ -250,4 +253,132 @@ fn a_full_disk_keeps_the_agent_running_reports_it_and_loses_nothing_once_space_r
     running.wait_for("store closed");
     let mut running = running;
     assert!(running.child.wait().unwrap().success());
+}
+
+/// The newest sample, and how many there are from `from` on, of the series
+/// whose name starts with `prefix`.
+fn newest_and_count(store: &Store, prefix: &str, from: i64) -> (i64, usize) {
+    let ids: Vec<_> = store
+        .series()
+        .filter(|(_, d)| d.key.name.starts_with(prefix))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!ids.is_empty(), "no series {prefix}* in the store");
+    let mut newest = i64::MIN;
+    let mut count = 0;
+    for series in ids {
+        let points = store
+            .query(&Query {
+                series,
+                start: from,
+                end: i64::MAX,
+                step: None,
+                agg: StoreAggregation::Last,
+            })
+            .unwrap();
+        count += points.len();
+        newest = newest.max(points.last().map_or(i64::MIN, |p| p.ts));
+    }
+    (newest, count)
+}
+
+#[test]
+fn killed_during_heavy_ingest_the_store_opens_and_loses_at_most_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let statsd = {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    // Heavy ingest: StatsD gauges for 500 metrics as fast as one thread
+    // sends them, besides every collector sampling every 100 ms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let out = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let packet: String = (0..25)
+                    .map(|i| format!("flood.m{}:{}|g\n", (n * 25 + i) % 500, n % 1000))
+                    .collect();
+                let _ = out.send_to(packet.trim_end().as_bytes(), statsd);
+                n += 1;
+            }
+            n
+        })
+    };
+    let began = now_ms();
+    // What each kill left durable: (newest memory sample, memory samples,
+    // StatsD samples) from `began` on; a later open must still hold them.
+    let mut kept: Vec<(i64, usize, usize)> = Vec::new();
+    for round in 0..3u64 {
+        let mut running = Running::start_with(
+            &data,
+            &[("WARD_JOBS_STATSD_LISTEN", statsd.to_string().as_ref())],
+        );
+        running.wait_for("statsd listening");
+        std::thread::sleep(Duration::from_millis(3000 + 370 * round));
+        let killed_at = now_ms();
+        running.child.kill().unwrap(); // SIGKILL: no flush, no seal, no goodbye
+        running.child.wait().unwrap();
+
+        // The store opens as the killed agent left it; the samples lost are
+        // at most those of the last flush interval (1 s), plus the ticks
+        // being collected and handed over (100 ms each) and some scheduling
+        // slack on a loaded machine.
+        let store = Store::open(&data, StoreOptions::default()).unwrap();
+        let (newest, memory) = newest_and_count(&store, "system.memory.usage", began);
+        let (statsd_newest, statsd_samples) = newest_and_count(&store, "flood.m", began);
+        println!(
+            "round {round}: killed {} ms after the newest memory sample, {} ms after the newest StatsD one",
+            killed_at - newest,
+            killed_at - statsd_newest
+        );
+        for (what, t) in [("system.memory.usage", newest), ("flood.m*", statsd_newest)] {
+            assert!(
+                killed_at - t <= 1000 + 500,
+                "round {round}: the newest {what} sample is {} ms older than the kill",
+                killed_at - t
+            );
+        }
+        for &(then_newest, then_memory, then_statsd) in &kept {
+            let memory_then: usize = store
+                .series()
+                .filter(|(_, d)| d.key.name == "system.memory.usage")
+                .map(|(series, _)| {
+                    store
+                        .query(&Query {
+                            series,
+                            start: began,
+                            end: then_newest,
+                            step: None,
+                            agg: StoreAggregation::Last,
+                        })
+                        .unwrap()
+                        .len()
+                })
+                .sum();
+            assert_eq!(memory_then, then_memory, "round {round}: samples lost");
+            assert!(statsd_samples >= then_statsd, "round {round}: samples lost");
+        }
+        kept.push((newest, memory, statsd_samples));
+        drop(store);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    assert!(sent > 10_000, "only {sent} packets sent");
+
+    // And the agent itself starts on what is left, and says it is well.
+    let running = Running::start(&data);
+    running.wait_for("api listening");
+    let out = agent()
+        .args(["status", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let status: ward_shared::status::AgentStatus = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status.state, "running");
+    running.signal("TERM");
+    running.wait_for("store closed");
 }
