@@ -359,6 +359,8 @@ pub struct RawStatsd {
     pub listen: String,
     /// Most label sets one metric name may have; past it new ones are dropped and counted.
     pub series_per_metric: i64,
+    /// Most series all StatsD metrics together may make (a timer makes six).
+    pub max_series: i64,
 }
 
 impl Default for RawStatsd {
@@ -366,6 +368,7 @@ impl Default for RawStatsd {
         Self {
             listen: "127.0.0.1:8125".into(),
             series_per_metric: 1000,
+            max_series: 10_000,
         }
     }
 }
@@ -727,11 +730,21 @@ impl RawConfig {
                             "a number from 1 to 1000000",
                         )
                     })?;
+                let max_series = usize::try_from(st.max_series)
+                    .ok()
+                    .filter(|n| (6..=1_000_000).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            "jobs.statsd.max_series",
+                            &st.max_series.to_string(),
+                            "a number from 6 to 1000000",
+                        )
+                    })?;
                 Some(StatsdConfig {
                     listen: addr.to_string(),
                     limits: crate::collect::statsd::StatsdLimits {
                         series_per_metric: per_metric,
-                        ..Default::default()
+                        max_series,
                     },
                 })
             }
@@ -812,7 +825,7 @@ impl RawConfig {
         let detect = d.enabled.then(|| crate::detect::live::LiveSettings {
             threshold: d.threshold,
             min_series,
-            ..Default::default()
+            ..crate::detect::live::LiveSettings::within(budget_rss)
         });
 
         let r = &self.rules;

@@ -292,6 +292,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     )));
     let shed = budget.lock().map(|b| b.shed.clone()).unwrap_or_default();
     let mut all = collectors(&config, &store, &processes, &gpus, &shed);
+    let mut statsd_counts = None;
     if let Some(st) = &config.statsd {
         match crate::collect::statsd::listen(
             &st.listen,
@@ -301,6 +302,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         ) {
             Ok((collector, addr)) => {
                 info!(%addr, "statsd listening");
+                statsd_counts = Some((collector.counts(), addr.to_string()));
                 let (jobs, incidents) = (jobs.clone(), incidents.clone());
                 let collector = collector.with_job_sink(Box::new(move |e| {
                     let mut book = jobs.lock();
@@ -525,10 +527,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                         anomaly_rate: f64::from_bits(d.rate.load(Ordering::Relaxed)),
                         trainings: d.trainings.load(Ordering::Relaxed),
                         trainings_deferred: d.deferred.load(Ordering::Relaxed),
+                        series_unscored: d.unscored.load(Ordering::Relaxed),
+                        max_series: d.max_series.load(Ordering::Relaxed),
                     }),
                 exporter: export_stats
                     .as_ref()
                     .map(|(stats, settings)| stats.health(settings)),
+                statsd: statsd_counts.as_ref().map(|(c, listen)| {
+                    ward_shared::status::StatsdHealth {
+                        listen: listen.clone(),
+                        packets: c.packets.load(Ordering::Relaxed),
+                        malformed_lines: c.malformed_lines.load(Ordering::Relaxed),
+                        dropped_cardinality: c.dropped_cardinality.load(Ordering::Relaxed),
+                        dropped_receive_buffer: c.dropped_receive_buffer.load(Ordering::Relaxed),
+                    }
+                }),
             }
         })
     };

@@ -89,6 +89,12 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         "store: {} series, {} samples accepted, {} refused as late, {} bytes, {} unreadable chunks\n",
         s.store.series, s.store.samples_accepted, s.store.samples_out_of_order, s.store.stored_bytes, s.store.chunks_unreadable
     ));
+    if let Some(st) = &s.statsd {
+        out.push_str(&format!(
+            "statsd: on {}, {} packets received, {} dropped by the kernel (receive buffer full), {} lines malformed, {} lines dropped at the cardinality limit\n",
+            st.listen, st.packets, st.dropped_receive_buffer, st.malformed_lines, st.dropped_cardinality
+        ));
+    }
     if s.store.chunks_quarantined > 0 {
         out.push_str(&format!(
             "store: {} damaged chunks set aside in quarantine/ under the data directory (their samples are skipped; the rest is served)\n",
@@ -108,8 +114,10 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
     ));
     match &s.detect {
         Some(d) => out.push_str(&format!(
-            "detection: {} series scored, anomaly rate {:.1}%, {} models trained, {} trainings put off by the CPU budget, {} batches dropped\n",
+            "detection: {} series scored (at most {}; {} more left unscored), anomaly rate {:.1}%, {} models trained, {} trainings put off by the CPU budget, {} batches dropped\n",
             d.series,
+            d.max_series,
+            d.series_unscored,
             d.anomaly_rate * 100.0,
             d.trainings,
             d.trainings_deferred,

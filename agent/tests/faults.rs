@@ -382,3 +382,147 @@ fn killed_during_heavy_ingest_the_store_opens_and_loses_at_most_the_flush_interv
     running.signal("TERM");
     running.wait_for("store closed");
 }
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_statsd_flood_keeps_memory_bounded_and_counts_every_packet_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let statsd = {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    // The default limit of 10,000 StatsD series in a release build (`cargo
+    // test --release`, the README's figure); 6,000 in a debug build, whose
+    // own RSS is four times a release build's (43 MB against 10 MB at rest).
+    let limit: u64 = if cfg!(debug_assertions) {
+        6_000
+    } else {
+        10_000
+    };
+    let running = Running::start_with(
+        &data,
+        &[
+            ("WARD_JOBS_STATSD_LISTEN", statsd.to_string().as_ref()),
+            ("WARD_JOBS_STATSD_MAX_SERIES", limit.to_string().as_ref()),
+        ],
+    );
+    running.wait_for("statsd listening");
+    let pid = running.child.id();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(Endpoint::Unix(data.with_extension("sock")));
+    std::thread::sleep(Duration::from_secs(3));
+    let before = status_kb(pid, "VmRSS:");
+    let series_before = rt.block_on(client.status()).unwrap().store.series;
+    let memory = rt.block_on(client.series("system.memory.usage")).unwrap()[0].id;
+    let began = now_ms();
+    let memory_points = |start: i64, end: i64| {
+        rt.block_on(client.query(&QueryRequest {
+            series: vec![memory],
+            start,
+            end,
+            step: None,
+            agg: Aggregation::Last,
+        }))
+        .unwrap()
+        .remove(0)
+        .points
+    };
+    let accepted = memory_points(began - 3000, began);
+
+    // Four senders as fast as they go, every packet a new label set (a
+    // cardinality attack) or a new metric name; the target is 100,000
+    // packets a second.
+    let seconds = 10;
+    let senders: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let out = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+                let mut n = 0u64;
+                while std::time::Instant::now() < deadline {
+                    for _ in 0..256 {
+                        let i = n * 4 + t;
+                        let packet = if i.is_multiple_of(8) {
+                            format!("flood.name{i}:1|c")
+                        } else {
+                            format!("flood.latency:{}|ms|#user:u{i},route:r{}", i % 300, i % 20)
+                        };
+                        if out.send_to(packet.as_bytes(), statsd).is_ok() {
+                            n += 1;
+                        }
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let sent: u64 = senders.into_iter().map(|s| s.join().unwrap()).sum();
+    let flood_ended = now_ms();
+    std::thread::sleep(Duration::from_secs(2));
+    let peak = status_kb(pid, "VmHWM:");
+    let status = rt.block_on(client.status()).unwrap();
+    let st = status
+        .statsd
+        .expect("the status reports the statsd listener");
+    let made = status.store.series - series_before;
+    println!(
+        "sent {sent} packets in {seconds} s ({} a second): {} received, {} dropped by the kernel; {} lines dropped at the limits, {made} series made; RSS {} MB before, peak {} MB",
+        sent / seconds,
+        st.packets,
+        st.dropped_receive_buffer,
+        st.dropped_cardinality,
+        before / 1024,
+        peak / 1024
+    );
+    assert_eq!(status.state, "running");
+    assert_eq!(
+        st.packets + st.dropped_receive_buffer,
+        sent,
+        "every packet sent is received or counted as dropped: {st:?}"
+    );
+    assert!(st.dropped_cardinality > 0, "{st:?}");
+    // The memory bound: however many label sets and names arrive, StatsD
+    // makes at most jobs.statsd.max_series series, and the agent stays
+    // under its memory budget (agent.budget_rss, 100 MiB).
+    assert!((limit - 10..=limit).contains(&made), "{made} series made");
+    let budget = status
+        .budget
+        .expect("the budget in the status")
+        .max_rss_bytes
+        / 1024;
+    assert!(
+        peak < budget,
+        "RSS grew from {before} kB to a peak of {peak} kB, over the budget of {budget} kB"
+    );
+    // `ward-agent status` says so too.
+    let out = agent()
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dropped by the kernel"), "{text}");
+    // The flood took nothing already accepted, and the collectors ran on
+    // (every 100 ms when they get the CPU; the senders take most of it).
+    assert!(accepted.len() >= 20, "{accepted:?}");
+    assert_eq!(memory_points(began - 3000, began), accepted);
+    let during = memory_points(began, flood_ended).len();
+    assert!(
+        during >= 50,
+        "{during} memory samples in {seconds} s of flood"
+    );
+    running.signal("TERM");
+    running.wait_for("store closed");
+}

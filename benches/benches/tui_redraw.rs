@@ -60,6 +60,7 @@ fn busy_app() -> App {
         budget: None,
         notify: None,
         exporter: None,
+        statsd: None,
         detect: None,
         store: StoreHealth::default(),
     })));

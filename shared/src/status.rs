@@ -35,6 +35,24 @@ pub struct AgentStatus {
     /// OTLP export; `None` when it is off.
     #[serde(default)]
     pub exporter: Option<ExporterHealth>,
+    /// The StatsD listener; `None` when it is off or could not bind.
+    #[serde(default)]
+    pub statsd: Option<StatsdHealth>,
+}
+
+/// The StatsD listener, since start: every packet sent to it is either
+/// received or counted as dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsdHealth {
+    /// The address it is bound to.
+    pub listen: String,
+    pub packets: u64,
+    pub malformed_lines: u64,
+    /// Lines of new label sets refused by the cardinality limits.
+    pub dropped_cardinality: u64,
+    /// Packets the kernel dropped because the receive buffer was full (the
+    /// listener could not keep up).
+    pub dropped_receive_buffer: u64,
 }
 
 /// The OTLP exporter, since start.
@@ -98,6 +116,12 @@ pub struct DetectHealth {
     pub trainings: u64,
     #[serde(default)]
     pub trainings_deferred: u64,
+    /// Series left unscored because more than `max_series` are there (what
+    /// half the memory budget holds).
+    #[serde(default)]
+    pub series_unscored: u64,
+    #[serde(default)]
+    pub max_series: u64,
 }
 
 /// Jobs and incidents, in short.

@@ -1265,6 +1265,7 @@ mod tests {
             jobs: Default::default(),
             budget: None,
             notify: None,
+            statsd: None,
             exporter: Some(ward_shared::status::ExporterHealth {
                 protocol: "grpc".into(),
                 lag_seconds: 312.0,

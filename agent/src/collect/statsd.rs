@@ -18,9 +18,16 @@
 //! first of each minute is logged with the reason; a packet's good lines are
 //! kept. A metric name that reaches [`StatsdLimits::series_per_metric`]
 //! distinct label sets stops growing (`ward.statsd.dropped{reason="cardinality"}`),
-//! and the warning names the metric. The aggregator holds at most
-//! [`StatsdLimits::max_series`] series: memory is bounded however hard it
-//! is flooded.
+//! and the warning names the metric. The aggregator makes at most
+//! [`StatsdLimits::max_series`] series (a timer makes six: min, max, avg,
+//! p95, count, sum) and buffers at most [`MAX_BUFFERED_VALUES`] timer values
+//! and set members between ticks (past that a timer's count and sum still
+//! add up, its percentiles come from the values kept): memory is bounded
+//! however hard it is flooded. Packets that the kernel drops because the socket's receive
+//! buffer is full (the listener cannot keep up) are read from the socket's
+//! own drop counter (`/proc/self/net/udp`) and counted too
+//! (`ward.statsd.packets.dropped`, beside `ward.statsd.packets`), so that
+//! every packet sent is either received or counted as dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::net::UdpSocket;
@@ -184,7 +191,9 @@ pub fn airflow(name: &str) -> (String, Vec<(String, String)>) {
 /// Bounds on what the aggregator keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatsdLimits {
+    /// Label sets one metric name may have.
     pub series_per_metric: usize,
+    /// Series all StatsD metrics together may make (a timer makes six).
     pub max_series: usize,
 }
 
@@ -192,10 +201,13 @@ impl Default for StatsdLimits {
     fn default() -> Self {
         Self {
             series_per_metric: 1000,
-            max_series: 20_000,
+            max_series: 10_000,
         }
     }
 }
+
+/// Timer values and set members held between two ticks, all series together.
+pub const MAX_BUFFERED_VALUES: usize = 200_000;
 
 /// A series being aggregated.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +229,10 @@ enum Acc {
 pub struct Aggregator {
     limits: StatsdLimits,
     series: HashMap<(String, Labels), Acc>,
+    /// Series the aggregator makes (a timer counts six).
+    made: usize,
+    /// Timer values and set members held since the last tick.
+    buffered: usize,
     per_metric: HashMap<String, usize>,
     warned: HashSet<String>,
     pub malformed: u64,
@@ -302,13 +318,25 @@ impl Aggregator {
         let k = (line.name, labels);
         if !self.series.contains_key(&k) {
             let n = self.per_metric.get(&k.0).copied().unwrap_or(0);
-            if n >= self.limits.series_per_metric || self.series.len() >= self.limits.max_series {
+            let makes = match line.value {
+                Value::Sample(..) => 6,
+                _ => 1,
+            };
+            if n >= self.limits.series_per_metric {
                 self.dropped += 1;
                 if self.warned.insert(k.0.clone()) {
-                    warn!(metric = %k.0, limit = self.limits.series_per_metric, "statsd metric hit its cardinality limit; new label sets are dropped");
+                    warn!(metric = %k.0, limit = self.limits.series_per_metric, "statsd metric hit its cardinality limit (jobs.statsd.series_per_metric); new label sets are dropped");
                 }
                 return;
             }
+            if self.made + makes > self.limits.max_series {
+                self.dropped += 1;
+                if self.warned.insert(String::new()) {
+                    warn!(metric = %k.0, limit = self.limits.max_series, "statsd metrics hit the limit on series (jobs.statsd.max_series); new metrics and label sets are dropped");
+                }
+                return;
+            }
+            self.made += makes;
             *self.per_metric.entry(k.0.clone()).or_default() += 1;
         }
         let acc = self.series.entry(k).or_insert_with(|| match &line.value {
@@ -333,15 +361,16 @@ impl Aggregator {
                 },
                 Value::Sample(v, n),
             ) => {
-                if values.len() < 10_000 {
+                if self.buffered < MAX_BUFFERED_VALUES {
+                    self.buffered += 1;
                     values.push(v);
                 }
                 *count += n;
                 *sum += v * n;
             }
             (Acc::Set(s), Value::Set(v)) => {
-                if s.len() < 10_000 {
-                    s.insert(v);
+                if self.buffered < MAX_BUFFERED_VALUES && s.insert(v) {
+                    self.buffered += 1;
                 }
             }
             // The same name sent with another type: keep the first type.
@@ -361,17 +390,51 @@ enum Ids {
 pub struct StatsdCollector {
     shared: Arc<Mutex<Aggregator>>,
     ids: HashMap<(String, Labels), Ids>,
-    health: Option<[LocalId; 3]>,
+    health: Option<[LocalId; 4]>,
     host: String,
     start_ms: i64,
-    received: Arc<AtomicU64>,
+    counts: Arc<StatsdCounts>,
+    /// The socket's inode, to find its line in `/proc/self/net/udp`.
+    inode: Option<u64>,
     job_sink: Option<JobSink>,
+}
+
+/// What the listener took in and what it had to let go of, since start.
+#[derive(Debug, Default)]
+pub struct StatsdCounts {
+    pub packets: AtomicU64,
+    pub malformed_lines: AtomicU64,
+    /// Lines of new label sets refused by the cardinality limits.
+    pub dropped_cardinality: AtomicU64,
+    /// Packets the kernel dropped: the receive buffer was full.
+    pub dropped_receive_buffer: AtomicU64,
+}
+
+/// The kernel's drop counter of the UDP socket with this inode.
+fn socket_drops(inode: u64) -> Option<u64> {
+    ["/proc/self/net/udp", "/proc/self/net/udp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .find_map(|table| {
+            table.lines().skip(1).find_map(|line| {
+                // sl local rem st queues tr retrnsmt uid timeout inode ref pointer drops
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                (cols.get(9)?.parse::<u64>().ok()? == inode)
+                    .then(|| cols.get(12)?.parse().ok())
+                    .flatten()
+            })
+        })
 }
 
 /// Where Airflow DAG runs go: the agent's job book.
 pub type JobSink = Box<dyn FnMut(&JobEvent) + Send>;
 
 impl StatsdCollector {
+    /// The counters the status reports, updated every tick.
+    pub fn counts(&self) -> Arc<StatsdCounts> {
+        self.counts.clone()
+    }
+
     /// Hands every Airflow DAG run to `sink`, once per tick.
     pub fn with_job_sink(mut self, sink: JobSink) -> Self {
         self.job_sink = Some(sink);
@@ -403,9 +466,16 @@ pub fn listen(
         warn!(error = %e, "cannot enlarge the statsd socket's receive buffer");
     }
     socket.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let inode = {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+            .map(|m| m.ino())
+            .ok()
+    };
     let shared = Arc::new(Mutex::new(Aggregator::new(limits)));
-    let received = Arc::new(AtomicU64::new(0));
-    let (agg, count) = (Arc::downgrade(&shared), received.clone());
+    let counts = Arc::new(StatsdCounts::default());
+    let (agg, count) = (Arc::downgrade(&shared), counts.clone());
     std::thread::Builder::new()
         .name("statsd".into())
         .spawn(move || {
@@ -413,7 +483,7 @@ pub fn listen(
             loop {
                 match socket.recv(&mut buf) {
                     Ok(n) => {
-                        count.fetch_add(1, Ordering::Relaxed);
+                        count.packets.fetch_add(1, Ordering::Relaxed);
                         let Some(agg) = agg.upgrade() else { return };
                         agg.lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -432,7 +502,8 @@ pub fn listen(
             health: None,
             host: host.to_string(),
             start_ms,
-            received,
+            counts,
+            inode,
             job_sink: None,
         },
         local,
@@ -547,11 +618,27 @@ impl Collector for StatsdCollector {
                     "{line}",
                     start,
                 )),
+                out.declare(SeriesDesc::counter(
+                    key("ward.statsd.packets.dropped", &[("host.name", host)]),
+                    "{packet}",
+                    start,
+                )),
             ]
         });
-        out.emit(health[0], self.received.load(Ordering::Relaxed) as f64);
+        agg.buffered = 0;
+        let c = &self.counts;
+        c.malformed_lines.store(agg.malformed, Ordering::Relaxed);
+        c.dropped_cardinality.store(agg.dropped, Ordering::Relaxed);
+        if let Some(drops) = self.inode.and_then(socket_drops) {
+            c.dropped_receive_buffer.store(drops, Ordering::Relaxed);
+        }
+        out.emit(health[0], c.packets.load(Ordering::Relaxed) as f64);
         out.emit(health[1], agg.malformed as f64);
         out.emit(health[2], agg.dropped as f64);
+        out.emit(
+            health[3],
+            c.dropped_receive_buffer.load(Ordering::Relaxed) as f64,
+        );
         Ok(())
     }
 }
@@ -687,11 +774,72 @@ mod tests {
             v[r#"ward.statsd.dropped{host.name="h",reason="cardinality"}"#],
             7.0
         );
+        assert_eq!(v[r#"ward.statsd.packets.dropped{host.name="h"}"#], 0.0);
+        assert_eq!(c.counts().dropped_cardinality.load(Ordering::Relaxed), 7);
         // Counters stay cumulative; timers' tick figures reset, their count does not.
         c.shared.lock().unwrap().packet(b"jobs.run:3|c\nlat:5|ms");
         let v = t.tick(&mut c, 2000);
         assert_eq!(v["jobs.run"], 5.0);
         assert_eq!(v[r#"lat{stat="max"}"#], 5.0);
         assert_eq!(v[r#"lat{stat="count"}"#], 4.0);
+    }
+
+    #[test]
+    fn a_flood_stops_at_max_series_a_timer_counting_six_and_at_the_buffer_bound() {
+        let mut agg = Aggregator::new(StatsdLimits {
+            series_per_metric: 1000,
+            max_series: 20,
+        });
+        for i in 0..10 {
+            agg.packet(format!("t{i}:1|ms").as_bytes());
+        }
+        for i in 0..10 {
+            agg.packet(format!("c{i}:1|c").as_bytes());
+        }
+        // Three timers (18 series), then room for two counters only.
+        assert_eq!((agg.series.len(), agg.made, agg.dropped), (5, 20, 15));
+
+        let mut agg = Aggregator::new(StatsdLimits::default());
+        let lines = "lat:5|ms\n".repeat(1000);
+        for _ in 0..MAX_BUFFERED_VALUES / 1000 + 5 {
+            agg.packet(lines.as_bytes());
+        }
+        let Some(Acc::Samples { values, count, .. }) =
+            agg.series.get(&("lat".to_string(), Labels::default()))
+        else {
+            panic!("no timer")
+        };
+        assert_eq!(values.len(), MAX_BUFFERED_VALUES, "values held are bounded");
+        assert_eq!(
+            *count as usize,
+            MAX_BUFFERED_VALUES + 5000,
+            "the count is whole"
+        );
+    }
+
+    #[test]
+    fn packets_the_kernel_drops_are_read_from_the_sockets_own_counter() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rustix::net::sockopt::set_socket_recv_buffer_size(&socket, 4096).unwrap();
+        let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+            .unwrap()
+            .ino();
+        assert_eq!(socket_drops(inode), Some(0));
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        for _ in 0..500 {
+            sender.send_to(&[b'x'; 1000], to).unwrap();
+        }
+        socket.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 2000];
+        let mut received = 0;
+        while socket.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        let dropped = socket_drops(inode).unwrap();
+        assert!(dropped > 0, "a 4 KiB buffer took {received} of 500 packets");
+        assert_eq!(received + dropped, 500, "every packet received or counted");
     }
 }

@@ -51,10 +51,31 @@ pub struct LiveSettings {
     pub group_window_ms: i64,
     /// Time without anomalies after which the incident's condition is cleared.
     pub quiet_ms: i64,
-    /// Most series scored; more are left unscored and counted.
+    /// Most series scored; more are left unscored and counted. See
+    /// [`LiveSettings::within`].
     pub max_series: usize,
     /// Most training time per second of samples; trainings past it wait.
     pub training_budget: Duration,
+}
+
+/// Most series scored whatever the memory budget: beyond it, scoring every
+/// series every second would cost more CPU than the agent is meant to use.
+const MAX_SCORED: usize = 2000;
+
+impl LiveSettings {
+    /// The defaults, scoring as many series as fit in half of the agent's
+    /// memory budget once every detector's history is full (about 45 KB
+    /// each: 1,160 series in 100 MiB), and never more than 2,000.
+    pub fn within(budget_rss: u64) -> Self {
+        let params = Params::default();
+        let each = (Detector::full_bytes(&params) + std::mem::size_of::<Watched>() + 256) as u64;
+        let fits = usize::try_from(budget_rss / 2 / each).unwrap_or(usize::MAX);
+        Self {
+            max_series: fits.clamp(1, MAX_SCORED),
+            params,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for LiveSettings {
@@ -65,7 +86,7 @@ impl Default for LiveSettings {
             min_series: 3,
             group_window_ms: 30_000,
             quiet_ms: 120_000,
-            max_series: 2000,
+            max_series: MAX_SCORED,
             training_budget: Duration::from_millis(20),
         }
     }
@@ -480,6 +501,9 @@ pub struct DetectStats {
     pub trainings: AtomicU64,
     /// Trainings put off by the CPU budget (each retried on a later row).
     pub deferred: AtomicU64,
+    /// Series left unscored: more than `max_series`.
+    pub unscored: AtomicU64,
+    pub max_series: AtomicU64,
 }
 
 /// The collectors' side: hands samples over without ever waiting.
@@ -511,8 +535,11 @@ pub fn start(
     rate: impl FnMut(TimestampMs, f64) + Send + 'static,
 ) -> std::io::Result<(Feed, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    let bank = Bank::new(settings, host).with_store(store).with_shed(shed);
     let stats = Arc::new(DetectStats::default());
+    stats
+        .max_series
+        .store(settings.max_series as u64, Ordering::Relaxed);
+    let bank = Bank::new(settings, host).with_store(store).with_shed(shed);
     let shared = stats.clone();
     let handle = std::thread::Builder::new()
         .name("detect".into())
@@ -551,6 +578,7 @@ fn run(
                     stats.rate.store(r.to_bits(), Ordering::Relaxed);
                     stats.trainings.store(bank.trainings, Ordering::Relaxed);
                     stats.deferred.store(bank.over_budget, Ordering::Relaxed);
+                    stats.unscored.store(bank.unscored, Ordering::Relaxed);
                     if now - last_save >= SAVE_EVERY_MS {
                         if last_save > 0 {
                             bank.save();

@@ -208,9 +208,11 @@ impl Detector {
             smoothed: VecDeque::with_capacity(LAGS + 1),
             lo: f64::INFINITY,
             hi: f64::NEG_INFINITY,
-            vectors: VecDeque::with_capacity(params.train_window + 1),
+            // These two fill as rows arrive (see `push_bounded`): a
+            // detector's memory follows the history it holds.
+            vectors: VecDeque::new(),
             models: VecDeque::with_capacity(params.models + 1),
-            recent: VecDeque::with_capacity(params.edge_window + 1),
+            recent: VecDeque::new(),
             record: 0.0,
             may_train: true,
             deferred: false,
@@ -220,6 +222,15 @@ impl Detector {
 
     pub fn models(&self) -> impl Iterator<Item = &Model> {
         self.models.iter()
+    }
+
+    /// Heap bytes a detector holds once its history is full: what the agent
+    /// budgets per scored series.
+    pub fn full_bytes(params: &Params) -> usize {
+        (params.train_window + 1) * std::mem::size_of::<[f32; DIM]>()
+            + (params.edge_window + 1) * std::mem::size_of::<f64>()
+            + (params.models + 1) * std::mem::size_of::<Model>()
+            + std::mem::size_of::<Self>()
     }
 
     /// The vector of the newest row, once there are enough rows for one.
@@ -328,10 +339,11 @@ impl Detector {
             .iter()
             .map(|m| m.distance(&v) / m.scale)
             .fold(f64::INFINITY, f64::min);
-        self.vectors.push_back(v.map(|x| x as f32));
-        if self.vectors.len() > self.params.train_window {
-            self.vectors.pop_front();
-        }
+        push_bounded(
+            &mut self.vectors,
+            v.map(|x| x as f32),
+            self.params.train_window,
+        );
         // After a restart the kept models score while new vectors gather:
         // no model is trained on fewer than half a warm-up of them.
         let due = self.rows as usize >= self.params.warm_up
@@ -360,10 +372,7 @@ impl Detector {
             0.0
         };
         let peak = self.recent.iter().copied().fold(0.0, f64::max);
-        self.recent.push_back(raw);
-        if self.recent.len() > self.params.edge_window {
-            self.recent.pop_front();
-        }
+        push_bounded(&mut self.recent, raw, self.params.edge_window);
         if raw > peak {
             raw
         } else {
@@ -372,9 +381,45 @@ impl Detector {
     }
 }
 
+/// Appends to a history of at most `max` items, growing its buffer by
+/// doubling but never past `max + 1` (a plain push would round it up to the
+/// next power of two: 2,048 for 1,441).
+fn push_bounded<T>(history: &mut VecDeque<T>, item: T, max: usize) {
+    if history.len() == history.capacity() {
+        let room = (max + 1).saturating_sub(history.capacity());
+        history.reserve_exact(history.capacity().max(16).min(room.max(1)));
+    }
+    history.push_back(item);
+    if history.len() > max {
+        history.pop_front();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_detectors_history_grows_with_its_rows_up_to_what_is_budgeted() {
+        let params = Params::default();
+        let mut d = Detector::new(params.clone());
+        assert_eq!(d.vectors.capacity(), 0, "nothing held before the first row");
+        for i in 0..100 {
+            d.score((i as f64 * 0.3).sin());
+        }
+        assert!(d.vectors.capacity() <= 128, "{}", d.vectors.capacity());
+        for i in 0..5000 {
+            d.score((i as f64 * 0.3).sin());
+        }
+        assert_eq!(d.vectors.len(), params.train_window);
+        assert_eq!(d.vectors.capacity(), params.train_window + 1);
+        assert_eq!(d.recent.capacity(), params.edge_window + 1);
+        let held = d.vectors.capacity() * std::mem::size_of::<[f32; DIM]>()
+            + d.recent.capacity() * 8
+            + d.models.capacity() * std::mem::size_of::<Model>()
+            + std::mem::size_of::<Detector>();
+        assert_eq!(held, Detector::full_bytes(&params));
+    }
 
     #[test]
     fn a_spike_in_a_steady_signal_scores_highest_and_once() {

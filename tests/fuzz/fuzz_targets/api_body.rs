@@ -68,6 +68,7 @@ fn agent() -> &'static Agent {
                 notify: None,
                 budget: None,
                 exporter: None,
+                statsd: None,
             }),
             host: "fuzz".into(),
             incidents,
