@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::{Running, agent};
 use serde_json::Value;
 use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_shared::client::{Client, Endpoint};
 
 /// The Python receiver, writing what it decodes to `out`.
 struct Receiver {
@@ -631,4 +632,118 @@ fn prometheus_metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(running);
+}
+
+/// Secrets given to the agent (an OTLP header, webhook and PagerDuty
+/// credentials, an API token) or seen by it (a password on a process's
+/// command line, a token on a wrapped job's) appear in none of what it
+/// writes or serves: its log at debug level, its status, the API's process
+/// list and incidents, and what it exports.
+#[test]
+fn secrets_stay_out_of_the_log_the_status_the_api_and_the_export() {
+    let secrets = [
+        "hdr-s3cr3t-7f1e",
+        "hook-s3cr3t-9a2b",
+        "pd-s3cr3t-44c0",
+        "argv-s3cr3t-d17a",
+        "job-s3cr3t-0be3",
+        "api-token-s3cr3t-5e6f",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("received.jsonl");
+    let receiver = Receiver::start(&out, 0, 0);
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("admin {}\n", secrets[5])).unwrap();
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // A busy process (so that it is among the top ones) with a password on
+    // its command line.
+    let mut busy = Command::new("sh")
+        .args(["-c", "while :; do :; done", "db-sync", "--password"])
+        .arg(secrets[3])
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", receiver.grpc);
+    let headers = format!("authorization=Bearer {}", secrets[0]);
+    // Nothing listens on port 9: every notification fails, and says so.
+    let webhook = format!("http://127.0.0.1:9/hooks/{}", secrets[1]);
+    let env: [(&str, &std::ffi::OsStr); 11] = [
+        ("WARD_EXPORT_OTLP_ENDPOINT", endpoint.as_ref()),
+        ("WARD_EXPORT_OTLP_PROTOCOL", "grpc".as_ref()),
+        ("WARD_EXPORT_OTLP_INTERVAL", "200ms".as_ref()),
+        ("WARD_EXPORT_OTLP_HEADERS", headers.as_ref()),
+        ("WARD_COLLECT_DISABLED", "gpu".as_ref()),
+        ("WARD_DETECT_ENABLED", "false".as_ref()),
+        ("WARD_LOG_LEVEL", "debug".as_ref()),
+        ("WARD_NOTIFY_WEBHOOK_URL", webhook.as_ref()),
+        ("WARD_NOTIFY_PAGERDUTY_ROUTING_KEY", secrets[2].as_ref()),
+        (
+            "WARD_NOTIFY_PAGERDUTY_URL",
+            "http://127.0.0.1:9/v2/enqueue".as_ref(),
+        ),
+        ("WARD_API_TOKENS_FILE", tokens.as_os_str()),
+    ];
+    // Every line from the first one on is checked.
+    let running = Running::start_with(&data, &env);
+    let mut log = running.lines_until("otlp export on");
+    let socket = data.with_extension("sock");
+    wait_until("the API socket", 30, || socket.exists());
+    let failed = agent()
+        .args(["job", "run", "--name", "leaky", "--agent"])
+        .arg(&socket)
+        .args(["--", "sh", "-c", "exit 3", "upload"])
+        .arg(format!("--token={}", secrets[4]))
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(3));
+    log.extend(running.lines_until("notification failed"));
+    log.extend(running.lines_until("notification failed"));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(Endpoint::Unix(socket.clone())).with_token(Some(secrets[5].into()));
+    let mut served = String::new();
+    wait_until("the busy process in the process list", 30, || {
+        let top = rt.block_on(client.processes()).unwrap();
+        served = serde_json::to_string(&top).unwrap();
+        top.by_cpu.iter().any(|p| p.pid == busy.id())
+    });
+    let top = rt.block_on(client.processes()).unwrap();
+    let shown = top.by_cpu.iter().find(|p| p.pid == busy.id()).unwrap();
+    assert!(
+        shown.command.ends_with("db-sync --password ***"),
+        "{}",
+        shown.command
+    );
+    served += &serde_json::to_string(&rt.block_on(client.incidents(true)).unwrap()).unwrap();
+    served += &serde_json::to_string(&rt.block_on(client.status()).unwrap()).unwrap();
+    served += &serde_json::to_string(&rt.block_on(client.job_runs("leaky")).unwrap()).unwrap();
+    assert!(
+        served.contains("leaky"),
+        "the job's run and incident are served"
+    );
+    wait_until("the incident and the job run exported", 30, || {
+        log_records(&receiver.requests()).len() >= 2
+    });
+    busy.kill().unwrap();
+    busy.wait().unwrap();
+    running.signal("TERM");
+    log.extend(running.lines_until("store closed"));
+
+    let log = log.join("\n");
+    let status = std::fs::read_to_string(data.join("status.json")).unwrap();
+    let exported = std::fs::read_to_string(&out).unwrap();
+    assert!(log.contains("notification failed"), "{log}");
+    for secret in secrets {
+        for (what, text) in [
+            ("the log", &log),
+            ("status.json", &status),
+            ("the API", &served),
+            ("the export", &exported),
+        ] {
+            assert!(!text.contains(secret), "{secret} is in {what}:\n{text}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn agent() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward-agent"));
@@ -65,11 +65,15 @@ impl Running {
     /// Every log line up to and including the first with `text`.
     pub fn lines_until(&self, text: &str) -> Vec<String> {
         let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no log line with {text:?} within a minute; the last ones:\n{}",
+                    lines[lines.len().saturating_sub(20)..].join("\n")
+                )
+            });
             let done = line.contains(text);
             lines.push(line);
             if done {
