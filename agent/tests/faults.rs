@@ -282,14 +282,17 @@ fn newest_and_count(store: &Store, prefix: &str, from: i64) -> (i64, usize) {
     (newest, count)
 }
 
+/// A loopback address no one listens on (the agent binds it next).
+fn free_udp_address() -> std::net::SocketAddr {
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap()
+}
+
 #[test]
 fn killed_during_heavy_ingest_the_store_opens_and_loses_at_most_the_flush_interval() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let statsd = {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let statsd = free_udp_address();
     // Heavy ingest: StatsD gauges for 500 metrics as fast as one thread
     // sends them, besides every collector sampling every 100 ms.
     let stop = Arc::new(AtomicBool::new(false));
@@ -396,10 +399,7 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 fn a_statsd_flood_keeps_memory_bounded_and_counts_every_packet_it_drops() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let statsd = {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let statsd = free_udp_address();
     // The default limit of 10,000 StatsD series in a release build (`cargo
     // test --release`, the README's figure); 6,000 in a debug build, whose
     // own RSS is four times a release build's (43 MB against 10 MB at rest).
