@@ -119,6 +119,22 @@ fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a duration such as \"30s\", \"15m\" or \"1h30m\""))
 }
 
+/// The status from the agent's API on `socket`, if one answers within 2 s.
+fn ask_running_agent(socket: &Path) -> Option<ward_shared::status::AgentStatus> {
+    let client =
+        ward_shared::client::Client::new(ward_shared::client::Endpoint::Unix(socket.to_path_buf()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(2), client.status())
+            .await
+            .ok()?
+            .ok()
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -144,11 +160,12 @@ fn main() -> ExitCode {
             json,
         } => {
             let told = config.is_some() || ward_agent::system::named_by_env();
-            let dir = match (data_dir, Config::load(config.as_deref(), std::env::vars())) {
+            let loaded = Config::load(config.as_deref(), std::env::vars());
+            let dir = match (data_dir, &loaded) {
                 (Some(dir), _) => dir,
-                (None, Ok(c)) if told => c.agent.data_dir,
+                (None, Ok(c)) if told => c.agent.data_dir.clone(),
                 (None, Ok(c)) => match ward_agent::system::data_dir_instead_of(&c.agent.data_dir) {
-                    Ok(system) => system.unwrap_or(c.agent.data_dir),
+                    Ok(system) => system.unwrap_or_else(|| c.agent.data_dir.clone()),
                     Err(e) => {
                         eprintln!("ward-agent: {e}");
                         return ExitCode::FAILURE;
@@ -159,31 +176,53 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match ward_agent::status::read(&dir) {
-                Ok(s) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-                    } else {
-                        print!("{}", ward_agent::status::render(&s, daemon::now_ms()));
-                    }
-                    let fresh = daemon::now_ms() - s.updated < 30_000;
-                    if s.state == "running" && fresh {
-                        ExitCode::SUCCESS
-                    } else {
-                        eprintln!(
-                            "ward-agent: no agent is running on {} (its status is {} and {} s old)",
-                            dir.display(),
-                            s.state,
-                            (daemon::now_ms() - s.updated) / 1000
-                        );
-                        ExitCode::FAILURE
-                    }
+            // The socket the config names, or the default one for `dir`.
+            let socket = match &loaded {
+                Ok(c) if c.api.socket != ward_agent::api::default_socket(&c.agent.data_dir) => {
+                    c.api.socket.clone()
                 }
-                Err(e) => {
-                    eprintln!("ward-agent: {e}");
-                    ExitCode::FAILURE
+                _ => ward_agent::api::default_socket(&dir),
+            };
+            let show = |s: &ward_shared::status::AgentStatus| {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+                } else {
+                    print!("{}", ward_agent::status::render(s, daemon::now_ms()));
                 }
+            };
+            let file = ward_agent::status::read(&dir);
+            let why = match &file {
+                Ok(s) if s.state == "running" && daemon::now_ms() - s.updated < 30_000 => {
+                    show(s);
+                    return ExitCode::SUCCESS;
+                }
+                Ok(s) => format!(
+                    "its status is {} and {} s old",
+                    s.state,
+                    (daemon::now_ms() - s.updated) / 1000
+                ),
+                Err(e) => e.clone(),
+            };
+            // A running agent that cannot write its status file (a full
+            // disk) still answers on its socket.
+            if let Some(live) = ask_running_agent(&socket) {
+                eprintln!(
+                    "ward-agent: {} is not up to date ({why}); the agent answered on {} instead",
+                    ward_agent::status::path(&dir).display(),
+                    socket.display()
+                );
+                show(&live);
+                return ExitCode::SUCCESS;
             }
+            if let Ok(s) = &file {
+                show(s);
+            }
+            eprintln!(
+                "ward-agent: no agent is running on {} ({why}; none answers on {})",
+                dir.display(),
+                socket.display()
+            );
+            ExitCode::FAILURE
         }
         Command::Job {
             command:

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Running, agent};
 use ward_agent::store::{Aggregation as StoreAggregation, Query, Store, StoreOptions};
@@ -212,6 +212,37 @@ fn a_full_disk_keeps_the_agent_running_reports_it_and_loses_nothing_once_space_r
         .disk_full_since
         .expect("the status says the disk is full");
     assert!(full_since >= began, "{full_since} < {began}");
+    // Its status file cannot be rewritten while the disk is full: once it
+    // is stale, `ward-agent status` asks the agent on its socket instead of
+    // saying that none runs.
+    let written = |p: &Path| {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p).unwrap()).unwrap()
+            ["updated"]
+            .as_i64()
+            .unwrap()
+    };
+    let file = inside.join("status.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while now_ms() - written(&file) < 31_000 {
+        assert!(
+            Instant::now() < deadline,
+            "status.json kept being rewritten"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let shown = agent()
+        .args(["status", "--data-dir"])
+        .arg(&inside)
+        .env("WARD_API_SOCKET", &socket)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&shown.stdout),
+        String::from_utf8_lossy(&shown.stderr),
+    );
+    assert!(shown.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("store: DISK FULL for"), "{stdout}");
+    assert!(stderr.contains("is not up to date"), "{stderr}");
 
     // Space returns: the agent writes what it kept.
     std::fs::remove_file(&filler).unwrap();
