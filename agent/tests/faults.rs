@@ -121,12 +121,7 @@ fn a_damaged_chunk_is_quarantined_reported_and_everything_else_is_still_served()
     assert_eq!(again, counts);
     assert_eq!(status.store.chunks_unreadable, 0);
     assert_eq!(status.store.chunks_quarantined, 1);
-    let out = agent()
-        .args(["status", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = status_text(&data);
     assert!(
         text.contains("1 damaged chunks set aside in quarantine/"),
         "{text}"
@@ -311,6 +306,16 @@ fn newest_and_count(store: &Store, prefix: &str, from: i64) -> (i64, usize) {
         newest = newest.max(points.last().map_or(i64::MIN, |p| p.ts));
     }
     (newest, count)
+}
+
+/// What `ward-agent status` prints for the agent on `data`.
+fn status_text(data: &Path) -> String {
+    let out = agent()
+        .args(["status", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A loopback address no one listens on (the agent binds it next).
@@ -538,12 +543,7 @@ fn a_statsd_flood_keeps_memory_bounded_and_counts_every_packet_it_drops() {
         "RSS grew from {before} kB to a peak of {peak} kB, over the budget of {budget} kB"
     );
     // `ward-agent status` says so too.
-    let out = agent()
-        .args(["status", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = status_text(&data);
     assert!(text.contains("dropped by the kernel"), "{text}");
     // The flood took nothing already accepted, and the collectors ran on
     // (every 100 ms when they get the CPU; the senders take most of it).
