@@ -529,6 +529,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
                         trainings_deferred: d.deferred.load(Ordering::Relaxed),
                         series_unscored: d.unscored.load(Ordering::Relaxed),
                         max_series: d.max_series.load(Ordering::Relaxed),
+                        memory_bytes: d.memory.load(Ordering::Relaxed),
                     }),
                 exporter: export_stats
                     .as_ref()

@@ -47,6 +47,7 @@ pub fn store(stats: &StoreStats) -> StoreHealth {
         samples_accepted: stats.samples_accepted,
         samples_out_of_order: stats.samples_out_of_order,
         stored_bytes: stats.stored_bytes,
+        memory_bytes: stats.head_bytes,
         chunks_unreadable: stats.chunks_unreadable,
         chunks_quarantined: stats.chunks_quarantined,
         wal_records_dropped: stats.wal_records_dropped,
@@ -86,8 +87,8 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
         s.version, s.host, s.pid, s.state, age
     );
     out.push_str(&format!(
-        "store: {} series, {} samples accepted, {} refused as late, {} bytes, {} unreadable chunks\n",
-        s.store.series, s.store.samples_accepted, s.store.samples_out_of_order, s.store.stored_bytes, s.store.chunks_unreadable
+        "store: {} series, {} samples accepted, {} refused as late, {} bytes on disk, {:.1} MB in memory, {} unreadable chunks\n",
+        s.store.series, s.store.samples_accepted, s.store.samples_out_of_order, s.store.stored_bytes, s.store.memory_bytes as f64 / 1e6, s.store.chunks_unreadable
     ));
     if let Some(st) = &s.statsd {
         out.push_str(&format!(
@@ -114,10 +115,11 @@ pub fn render(s: &AgentStatus, now: i64) -> String {
     ));
     match &s.detect {
         Some(d) => out.push_str(&format!(
-            "detection: {} series scored (at most {}; {} more left unscored), anomaly rate {:.1}%, {} models trained, {} trainings put off by the CPU budget, {} batches dropped\n",
+            "detection: {} series scored (at most {}; {} more left unscored), {:.1} MB in memory, anomaly rate {:.1}%, {} models trained, {} trainings put off by the CPU budget, {} batches dropped\n",
             d.series,
             d.max_series,
             d.series_unscored,
+            d.memory_bytes as f64 / 1e6,
             d.anomaly_rate * 100.0,
             d.trainings,
             d.trainings_deferred,

@@ -219,6 +219,10 @@ fn status_tells_how_each_collector_is_doing() {
     assert!(detect.series > 20, "{detect:?}");
     assert!(detect.series < out.store.series, "{detect:?}");
     assert_eq!(detect.dropped_batches, 0);
+    // What the store's heads and the detectors hold, for whoever wonders
+    // where the agent's memory goes.
+    assert!(out.store.memory_bytes > 0, "{:?}", out.store);
+    assert!(detect.memory_bytes > 0, "{detect:?}");
 
     let text = agent()
         .args(["status", "--data-dir"])
@@ -232,6 +236,8 @@ fn status_tells_how_each_collector_is_doing() {
     );
     let stdout = String::from_utf8_lossy(&text.stdout);
     assert!(stdout.contains("gpus: unavailable (NVML"), "{stdout}");
+    assert!(stdout.contains(" bytes on disk, "), "{stdout}");
+    assert!(stdout.contains(" MB in memory, "), "{stdout}");
     assert!(String::from_utf8_lossy(&text.stderr).contains("no agent is running"));
 }
 

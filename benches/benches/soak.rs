@@ -7,14 +7,19 @@
 //! decodes every request ([`ward_benches::otlp_sink`]), StatsD traffic (30
 //! Airflow-style lines a second) and a wrapped job every minute (one in ten
 //! failing, which opens incidents that are exported as log records). RSS
-//! and CPU time come from /proc every 10 s; each minute prints a line.
-//! After the warm-up (`WARD_SOAK_WARMUP_SECONDS`, default 600: models
-//! trained, the first export caught up) it prints the spread of the
-//! one-minute RSS means, (max - min) / mean, against the target of 5%, and
-//! of the one-minute CPU shares.
+//! and CPU time come from /proc every 10 s; each minute prints a line, with
+//! what the agent's status says its store heads and detectors hold.
 //!
-//! Run: `cargo bench -p ward-benches --bench soak` (`WARD_BENCH_SECONDS`,
-//! default 3600).
+//! Until the warm-up is over (`WARD_SOAK_WARMUP_SECONDS`, default 1800) the
+//! agent is still filling what it is meant to hold: every detector's
+//! history (1,440 rows, 24 minutes at 1 s), its first models, the first
+//! 30-minute raw window of the store, the first export. After it, for an
+//! hour by default (`WARD_BENCH_SECONDS` is the whole run, default the
+//! warm-up plus 3600), it prints the spread of the one-minute RSS means,
+//! (max - min) / mean, against the target of 5%, and of the one-minute CPU
+//! shares.
+//!
+//! Run: `cargo bench -p ward-benches --bench soak`.
 
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
@@ -39,8 +44,8 @@ fn spread(values: &[f64]) -> (f64, f64, f64, f64) {
 }
 
 fn main() {
-    let seconds = env_secs("WARD_BENCH_SECONDS", 3600);
-    let warmup = env_secs("WARD_SOAK_WARMUP_SECONDS", 600);
+    let warmup = env_secs("WARD_SOAK_WARMUP_SECONDS", 1800);
+    let seconds = env_secs("WARD_BENCH_SECONDS", warmup + 3600);
     assert!(
         seconds > warmup + 120,
         "WARD_BENCH_SECONDS must exceed the warm-up by 2 minutes"
@@ -109,21 +114,21 @@ fn main() {
         })
     };
 
-    let exporter = |what: &str| -> f64 {
+    let status = || -> serde_json::Value {
         let out = Command::new(&agent)
             .args(["status", "--json", "--data-dir"])
             .arg(&data)
             .output()
             .expect("ward-agent status runs");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|s| s["exporter"][what].as_f64())
-            .unwrap_or(f64::NAN)
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
     };
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let t0 = Instant::now();
     let (mut minute_rss, mut minute_cpu, mut rss_now) = (Vec::new(), Vec::new(), Vec::new());
     let mut cpu_mark = cpu_seconds(pid);
-    println!("minute  rss MB  cpu % of a core  points received  logs received  exporter lag s");
+    println!(
+        "minute  rss MB  cpu % of a core  points received  logs received  exporter lag s  store heads MB  detectors MB"
+    );
     while t0.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(10));
         rss_now.push(status_kb(pid, "VmRSS:") / 1024.0);
@@ -134,11 +139,14 @@ fn main() {
             cpu_mark = cpu;
             let rss = rss_now.iter().sum::<f64>() / 6.0;
             rss_now.clear();
+            let s = status();
             println!(
-                "{minute:>6}  {rss:>6.1}  {share:>15.2}  {:>15}  {:>13}  {:>14.0}",
+                "{minute:>6}  {rss:>6.1}  {share:>15.2}  {:>15}  {:>13}  {:>14.0}  {:>14.1}  {:>12.1}",
                 sink.counts.points.load(Ordering::Relaxed),
                 sink.counts.logs.load(Ordering::Relaxed),
-                exporter("lag_seconds")
+                number(&s["exporter"]["lag_seconds"]),
+                number(&s["store"]["memory_bytes"]) / 1e6,
+                number(&s["detect"]["memory_bytes"]) / 1e6,
             );
             if minute * 60.0 > warmup as f64 {
                 minute_rss.push(rss);
@@ -147,7 +155,11 @@ fn main() {
         }
     }
     let peak = status_kb(pid, "VmHWM:") / 1024.0;
-    let (failures, logs_sent) = (exporter("failures"), exporter("logs_sent"));
+    let last = status();
+    let (failures, logs_sent) = (
+        number(&last["exporter"]["failures"]),
+        number(&last["exporter"]["logs_sent"]),
+    );
     stop.store(true, Ordering::Relaxed);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -122,6 +122,9 @@ pub struct DetectHealth {
     pub series_unscored: u64,
     #[serde(default)]
     pub max_series: u64,
+    /// Heap bytes the detectors hold: their histories and models.
+    #[serde(default)]
+    pub memory_bytes: u64,
 }
 
 /// Jobs and incidents, in short.
@@ -158,6 +161,9 @@ pub struct StoreHealth {
     pub samples_accepted: u64,
     pub samples_out_of_order: u64,
     pub stored_bytes: u64,
+    /// Bytes held in memory: every series' head and the rollups being built.
+    #[serde(default)]
+    pub memory_bytes: u64,
     /// Damaged chunks found since the agent started.
     pub chunks_unreadable: u64,
     /// Damaged chunks copied to `quarantine/` in the data directory and

@@ -64,8 +64,8 @@ const MAX_SCORED: usize = 2000;
 
 impl LiveSettings {
     /// The defaults, scoring as many series as fit in half of the agent's
-    /// memory budget once every detector's history is full (about 45 KB
-    /// each: 1,160 series in 100 MiB), and never more than 2,000.
+    /// memory budget once every detector's history is full (about 48 KB
+    /// each: 1,096 series in 100 MiB), and never more than 2,000.
     pub fn within(budget_rss: u64) -> Self {
         let params = Params::default();
         let each = (Detector::full_bytes(&params) + std::mem::size_of::<Watched>() + 256) as u64;
@@ -191,6 +191,15 @@ impl Bank {
     pub fn with_store(mut self, store: SharedStore) -> Self {
         self.store = Some(store);
         self
+    }
+
+    /// Heap bytes held for the watched series: detectors and names.
+    pub fn heap_bytes(&self) -> u64 {
+        let each = self.series.values().map(|w| {
+            w.key.capacity() + w.human.capacity() + w.unit.capacity() + w.detector.heap_bytes()
+        });
+        let table = self.series.capacity() * std::mem::size_of::<(SeriesId, Watched)>();
+        (table + each.sum::<usize>()) as u64
     }
 
     /// Writes every detector's models to the store.
@@ -504,6 +513,8 @@ pub struct DetectStats {
     /// Series left unscored: more than `max_series`.
     pub unscored: AtomicU64,
     pub max_series: AtomicU64,
+    /// Heap bytes the detectors hold, as last counted.
+    pub memory: AtomicU64,
 }
 
 /// The collectors' side: hands samples over without ever waiting.
@@ -569,6 +580,7 @@ fn run(
                     ticks += 1;
                     if ticks % 10 == 1 {
                         bank.apply_feedback(&incidents.lock().list(true));
+                        stats.memory.store(bank.heap_bytes(), Ordering::Relaxed);
                     }
                     let r = bank.group(now, &incidents, &*context);
                     rate(now, r);

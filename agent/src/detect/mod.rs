@@ -141,7 +141,7 @@ fn train(vectors: &VecDeque<[f32; DIM]>, seed: u64, trained_at: u64) -> Option<M
         .tolerance(1e-6)
         .fit(&dataset)
         .ok()?;
-    let centroids: Vec<[f64; DIM]> = fitted
+    let mut centroids: Vec<[f64; DIM]> = fitted
         .centroids()
         .rows()
         .into_iter()
@@ -153,6 +153,8 @@ fn train(vectors: &VecDeque<[f32; DIM]>, seed: u64, trained_at: u64) -> Option<M
             c
         })
         .collect();
+    // Kept for hours by every detector: no spare capacity.
+    centroids.shrink_to_fit();
     let mut model = Model {
         centroids,
         scale: 1.0,
@@ -220,6 +222,19 @@ impl Detector {
         }
     }
 
+    /// Heap bytes held now (histories and models; see [`Detector::full_bytes`]).
+    pub fn heap_bytes(&self) -> usize {
+        self.vectors.capacity() * std::mem::size_of::<[f32; DIM]>()
+            + self.recent.capacity() * std::mem::size_of::<f64>()
+            + self.models.capacity() * std::mem::size_of::<Model>()
+            + self
+                .models
+                .iter()
+                .map(|m| m.centroids.capacity() * std::mem::size_of::<[f64; DIM]>())
+                .sum::<usize>()
+            + (self.diffs.capacity() + self.smoothed.capacity()) * std::mem::size_of::<f64>()
+    }
+
     pub fn models(&self) -> impl Iterator<Item = &Model> {
         self.models.iter()
     }
@@ -229,7 +244,10 @@ impl Detector {
     pub fn full_bytes(params: &Params) -> usize {
         (params.train_window + 1) * std::mem::size_of::<[f32; DIM]>()
             + (params.edge_window + 1) * std::mem::size_of::<f64>()
-            + (params.models + 1) * std::mem::size_of::<Model>()
+            + (params.models + 1)
+                * (std::mem::size_of::<Model>() + 2 * std::mem::size_of::<[f64; DIM]>())
+            // The last few differences and smoothed values.
+            + 16 * std::mem::size_of::<f64>()
             + std::mem::size_of::<Self>()
     }
 
@@ -408,17 +426,21 @@ mod tests {
             d.score((i as f64 * 0.3).sin());
         }
         assert!(d.vectors.capacity() <= 128, "{}", d.vectors.capacity());
-        for i in 0..5000 {
+        let young = d.heap_bytes();
+        for i in 0..10_000 {
             d.score((i as f64 * 0.3).sin());
         }
         assert_eq!(d.vectors.len(), params.train_window);
         assert_eq!(d.vectors.capacity(), params.train_window + 1);
         assert_eq!(d.recent.capacity(), params.edge_window + 1);
-        let held = d.vectors.capacity() * std::mem::size_of::<[f32; DIM]>()
-            + d.recent.capacity() * 8
-            + d.models.capacity() * std::mem::size_of::<Model>()
-            + std::mem::size_of::<Detector>();
-        assert_eq!(held, Detector::full_bytes(&params));
+        assert_eq!(d.models.len(), params.models);
+        // What the agent budgets per series covers what a full detector
+        // holds, closely: the status reports `heap_bytes`.
+        let held = d.heap_bytes() + std::mem::size_of::<Detector>();
+        let budgeted = Detector::full_bytes(&params);
+        assert!(held <= budgeted, "{held} > {budgeted}");
+        assert!(held * 100 >= budgeted * 95, "{held} < 95% of {budgeted}");
+        assert!(young * 5 < held, "{young} held after 100 rows");
     }
 
     #[test]
