@@ -477,11 +477,16 @@ fn a_statsd_flood_keeps_memory_bounded_and_counts_every_packet_it_drops() {
     };
     let accepted = memory_points(began - 3000, began);
 
-    // Four senders as fast as they go, every packet a new label set (a
+    // Senders as fast as they go (four, or WARD_FLOOD_SENDERS where the
+    // machine has the cores for more), every packet a new label set (a
     // cardinality attack) or a new metric name; the target is 100,000
     // packets a second.
     let seconds = 10;
-    let senders: Vec<_> = (0..4u64)
+    let threads: u64 = std::env::var("WARD_FLOOD_SENDERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let senders: Vec<_> = (0..threads)
         .map(|t| {
             std::thread::spawn(move || {
                 let out = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -489,7 +494,7 @@ fn a_statsd_flood_keeps_memory_bounded_and_counts_every_packet_it_drops() {
                 let mut n = 0u64;
                 while std::time::Instant::now() < deadline {
                     for _ in 0..256 {
-                        let i = n * 4 + t;
+                        let i = n * threads + t;
                         let packet = if i.is_multiple_of(8) {
                             format!("flood.name{i}:1|c")
                         } else {
@@ -514,7 +519,7 @@ fn a_statsd_flood_keeps_memory_bounded_and_counts_every_packet_it_drops() {
         .expect("the status reports the statsd listener");
     let made = status.store.series - series_before;
     println!(
-        "sent {sent} packets in {seconds} s ({} a second): {} received, {} dropped by the kernel; {} lines dropped at the limits, {made} series made; RSS {} MB before, peak {} MB",
+        "{threads} senders sent {sent} packets in {seconds} s ({} a second): {} received, {} dropped by the kernel; {} lines dropped at the limits, {made} series made; RSS {} MB before, peak {} MB",
         sent / seconds,
         st.packets,
         st.dropped_receive_buffer,

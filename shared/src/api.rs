@@ -115,6 +115,13 @@ pub struct GpuReading {
     pub retirement_pending: Option<bool>,
     pub pcie_tx_bytes_per_s: Option<f64>,
     pub pcie_rx_bytes_per_s: Option<f64>,
+    /// PCIe bytes sent and received since the driver loaded, where the
+    /// driver counts them (recent GPUs); the rates above then come from
+    /// these counters rather than from NVML's 20 ms throughput sample.
+    #[serde(default)]
+    pub pcie_tx_bytes: Option<u64>,
+    #[serde(default)]
+    pub pcie_rx_bytes: Option<u64>,
     pub processes: Vec<GpuProcess>,
 }
 

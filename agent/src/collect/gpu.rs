@@ -26,6 +26,9 @@
 //! XID errors are read from an NVML event set every tick and kept as a
 //! history (the last [`XID_HISTORY`]), not only the last one. Per-process GPU
 //! memory and utilization are a snapshot in [`GpuTable`], not series.
+//! PCIe bytes are the driver's own counters (NVML field values) where it
+//! keeps them; elsewhere NVML's throughput call, which blocks for a 20 ms
+//! sample, is read every tenth tick, held in between, and integrated.
 //! Row remapping counts are not exposed by nvml-wrapper 0.13 and are not
 //! collected.
 
@@ -98,7 +101,8 @@ pub struct GpuCollector {
     start_ms: i64,
     table: GpuTable,
     series: NamedSeries,
-    /// Per GPU: PCIe bytes so far (tx, rx), XIDs so far, last tick.
+    /// Per GPU: PCIe bytes so far (tx, rx) integrated from its throughput,
+    /// XIDs so far, last tick.
     totals: HashMap<String, (f64, f64, u64, i64)>,
 }
 
@@ -249,23 +253,25 @@ impl GpuCollector {
                 put(THROTTLE + i, Some(if bits & bit != 0 { 1.0 } else { 0.0 }));
             }
         }
-        // PCIe throughput is a rate: integrate it into the byte counter the conventions ask for.
         let totals = self
             .totals
             .entry(r.uuid.clone())
             .or_insert((0.0, 0.0, 0, ts));
-        let dt = ((ts - totals.3).max(0) as f64) / 1000.0;
-        totals.0 += r.pcie_tx_bytes_per_s.unwrap_or(0.0) * dt;
-        totals.1 += r.pcie_rx_bytes_per_s.unwrap_or(0.0) * dt;
         totals.2 += new_xids;
-        totals.3 = ts;
-        if r.pcie_tx_bytes_per_s.is_some() {
+        put(XID, Some(totals.2 as f64));
+        if let (Some(tx), Some(rx)) = (r.pcie_tx_bytes, r.pcie_rx_bytes) {
+            // The driver's own byte counters: the counter the conventions ask for.
+            put(PCIE_TX, Some(tx as f64));
+            put(PCIE_RX, Some(rx as f64));
+        } else if let (Some(tx), Some(rx)) = (r.pcie_tx_bytes_per_s, r.pcie_rx_bytes_per_s) {
+            // Only a throughput: integrated over the time since the last tick.
+            let dt = ((ts - totals.3).max(0) as f64) / 1000.0;
+            totals.0 += tx * dt;
+            totals.1 += rx * dt;
             put(PCIE_TX, Some(totals.0.round()));
-        }
-        if r.pcie_rx_bytes_per_s.is_some() {
             put(PCIE_RX, Some(totals.1.round()));
         }
-        put(XID, Some(totals.2 as f64));
+        totals.3 = ts;
     }
 }
 
@@ -324,17 +330,41 @@ pub mod nvml {
     use nvml_wrapper::enum_wrappers::device::{
         Clock, EccCounter, MemoryError, PcieUtilCounter, RetirementCause, TemperatureSensor,
     };
-    use nvml_wrapper::enums::device::UsedGpuMemory;
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
     use nvml_wrapper::enums::event::XidError;
     use nvml_wrapper::error::NvmlError;
+    use nvml_wrapper::struct_wrappers::device::FieldValueSample;
+    use nvml_wrapper::structs::device::FieldId;
+    use nvml_wrapper::sys_exports::field_id::{
+        NVML_FI_DEV_PCIE_COUNT_RX_BYTES, NVML_FI_DEV_PCIE_COUNT_TX_BYTES,
+    };
     use nvml_wrapper::{Device, EventSet};
 
     use super::{GpuProcess, GpuReading, GpuSource};
+
+    /// Where the driver has no PCIe byte counters, NVML's throughput call
+    /// is all there is, and it blocks for its 20 ms sampling window (seen
+    /// on an H100: 21 ms each way, against under 0.1 ms for every other
+    /// reading): it is then read only every this many ticks.
+    const THROUGHPUT_EVERY: u64 = 10;
+
+    /// A GPU's PCIe as last read: its byte counters, or where the driver
+    /// has none, the last throughput sample (bytes a second, tx and rx).
+    enum Pcie {
+        Counters { at: Instant, tx: u64, rx: u64 },
+        Throughput(Option<(f64, f64)>),
+    }
 
     pub struct NvmlSource {
         nvml: &'static Nvml,
         events: Option<EventSet<'static>>,
         last_process_sample: u64,
+        ticks: u64,
+        /// Per UUID: PCIe as last read.
+        pcie: HashMap<String, Pcie>,
     }
 
     impl std::fmt::Debug for NvmlSource {
@@ -372,7 +402,63 @@ pub mod nvml {
                 nvml,
                 events,
                 last_process_sample: 0,
+                ticks: 0,
+                pcie: HashMap::new(),
             }))
+        }
+
+        /// PCIe bytes so far and bytes a second (tx, rx): from the driver's
+        /// counters where it keeps them, else the throughput sample taken
+        /// every [`THROUGHPUT_EVERY`] ticks and held in between.
+        fn pcie(&mut self, d: &Device<'static>, uuid: &str) -> PcieReading {
+            let known = self.pcie.get(uuid);
+            if !matches!(known, Some(Pcie::Throughput(_))) {
+                let ids = [
+                    FieldId(NVML_FI_DEV_PCIE_COUNT_TX_BYTES),
+                    FieldId(NVML_FI_DEV_PCIE_COUNT_RX_BYTES),
+                ];
+                let counters = d.field_values_for(&ids).ok().and_then(|v| {
+                    let mut v = v.into_iter().map(counter);
+                    Some((v.next()??, v.next()??))
+                });
+                if let Some((tx, rx)) = counters {
+                    let at = Instant::now();
+                    let rates = match known {
+                        Some(&Pcie::Counters {
+                            at: was,
+                            tx: tx0,
+                            rx: rx0,
+                        }) => {
+                            let dt = at.duration_since(was).as_secs_f64();
+                            (dt > 0.0).then(|| {
+                                (
+                                    tx.saturating_sub(tx0) as f64 / dt,
+                                    rx.saturating_sub(rx0) as f64 / dt,
+                                )
+                            })
+                        }
+                        _ => None,
+                    };
+                    self.pcie
+                        .insert(uuid.to_string(), Pcie::Counters { at, tx, rx });
+                    return PcieReading {
+                        bytes: Some((tx, rx)),
+                        rates,
+                    };
+                }
+            }
+            // No counters on this GPU or driver: the throughput sample.
+            let rates = if self.ticks.is_multiple_of(THROUGHPUT_EVERY) {
+                let kb = |c| d.pcie_throughput(c).ok().map(|kb| f64::from(kb) * 1024.0);
+                kb(PcieUtilCounter::Send).zip(kb(PcieUtilCounter::Receive))
+            } else {
+                match known {
+                    Some(Pcie::Throughput(held)) => *held,
+                    _ => None,
+                }
+            };
+            self.pcie.insert(uuid.to_string(), Pcie::Throughput(rates));
+            PcieReading { bytes: None, rates }
         }
 
         fn reading(&mut self, d: &Device<'static>, parent: Option<String>) -> GpuReading {
@@ -402,6 +488,12 @@ pub mod nvml {
                 }
             }
             let retired = |cause| d.retired_pages(cause).ok().map(|p| p.len() as u64);
+            // A MIG instance's PCIe link is its parent's.
+            let pcie = if parent.is_none() {
+                self.pcie(d, &uuid)
+            } else {
+                PcieReading::default()
+            };
             GpuReading {
                 name: d.name().unwrap_or_default(),
                 parent,
@@ -434,17 +526,29 @@ pub mod nvml {
                 retired_single_bit: retired(RetirementCause::MultipleSingleBitEccErrors),
                 retired_double_bit: retired(RetirementCause::DoubleBitEccError),
                 retirement_pending: d.are_pages_pending_retired().ok(),
-                pcie_tx_bytes_per_s: d
-                    .pcie_throughput(PcieUtilCounter::Send)
-                    .ok()
-                    .map(|kb| f64::from(kb) * 1024.0),
-                pcie_rx_bytes_per_s: d
-                    .pcie_throughput(PcieUtilCounter::Receive)
-                    .ok()
-                    .map(|kb| f64::from(kb) * 1024.0),
+                pcie_tx_bytes_per_s: pcie.rates.map(|r| r.0),
+                pcie_rx_bytes_per_s: pcie.rates.map(|r| r.1),
+                pcie_tx_bytes: pcie.bytes.map(|b| b.0),
+                pcie_rx_bytes: pcie.bytes.map(|b| b.1),
                 processes,
                 uuid,
             }
+        }
+    }
+
+    #[derive(Default)]
+    struct PcieReading {
+        bytes: Option<(u64, u64)>,
+        rates: Option<(f64, f64)>,
+    }
+
+    /// A byte counter from a field value, if the driver gave one.
+    fn counter(sample: Result<FieldValueSample, NvmlError>) -> Option<u64> {
+        match sample.ok()?.value.ok()? {
+            SampleValue::U64(v) => Some(v),
+            SampleValue::U32(v) => Some(u64::from(v)),
+            SampleValue::I64(v) => u64::try_from(v).ok(),
+            _ => None,
         }
     }
 
@@ -472,6 +576,7 @@ pub mod nvml {
                     }
                 }
             }
+            self.ticks += 1;
             Ok(out)
         }
 
@@ -623,6 +728,56 @@ mod tests {
     }
 
     #[test]
+    fn pcie_bytes_come_from_the_drivers_counters_or_from_sparse_throughput_samples() {
+        let fake = FakeGpus::default();
+        let source = fake.clone();
+        let mut c = GpuCollector::new(
+            Box::new(move || Ok(Box::new(source.clone()))),
+            "h",
+            0,
+            GpuTable::default(),
+        );
+        let io = |v: &HashMap<String, f64>, direction: &str| {
+            v.iter()
+                .find(|(k, _)| k.starts_with("hw.gpu.io") && k.contains(direction))
+                .map(|(_, v)| *v)
+        };
+        let mut ticks = Ticks::default();
+        // A driver with counters: the series is the counter, exactly.
+        for (ts, tx) in [(1000, 7_000_000_000u64), (2000, 7_000_123_456)] {
+            *fake.readings.lock().unwrap() = vec![GpuReading {
+                pcie_tx_bytes: Some(tx),
+                pcie_rx_bytes: Some(tx / 2),
+                pcie_tx_bytes_per_s: Some(123_456.0),
+                pcie_rx_bytes_per_s: Some(61_728.0),
+                ..h100("GPU-a")
+            }];
+            let v = ticks.tick(&mut c, ts);
+            assert_eq!(io(&v, "transmit"), Some(tx as f64));
+            assert_eq!(io(&v, "receive"), Some((tx / 2) as f64));
+        }
+        // Without counters, the throughput is integrated tick by tick, and
+        // a GPU that gives neither has no PCIe series.
+        for s in 1..=4 {
+            *fake.readings.lock().unwrap() = vec![GpuReading {
+                pcie_tx_bytes_per_s: Some(1000.0 * s as f64),
+                pcie_rx_bytes_per_s: Some(10.0),
+                ..h100("GPU-b")
+            }];
+            let v = ticks.tick(&mut c, s * 1000);
+            let sent = [0.0, 2000.0, 5000.0, 9000.0][s as usize - 1];
+            assert_eq!(io(&v, "transmit"), Some(sent), "second {s}");
+            assert_eq!(io(&v, "receive"), Some((s - 1) as f64 * 10.0), "second {s}");
+        }
+        *fake.readings.lock().unwrap() = vec![GpuReading {
+            pcie_tx_bytes_per_s: None,
+            pcie_rx_bytes_per_s: None,
+            ..h100("GPU-c")
+        }];
+        assert_eq!(io(&ticks.tick(&mut c, 5000), "transmit"), None);
+    }
+
+    #[test]
     fn the_xid_history_keeps_the_last_ones() {
         let fake = FakeGpus::default();
         *fake.readings.lock().unwrap() = vec![h100("GPU-a")];
@@ -652,8 +807,44 @@ mod tests {
         let table = GpuTable::default();
         let mut c = GpuCollector::new(Box::new(nvml::NvmlSource::open), "h", 0, table.clone());
         match c.collect(0, &mut Emitter::default()) {
-            // A machine with a driver (the GPU box) reads its devices.
-            Ok(()) => assert!(!table.latest().devices.is_empty()),
+            // A machine with a driver (the GPU box) reads its devices, and
+            // what it reads is what a person would check with nvidia-smi.
+            Ok(()) => {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let began = std::time::Instant::now();
+                c.collect(500, &mut Emitter::default()).unwrap();
+                println!("a collection took {:?}", began.elapsed());
+                let state = table.latest();
+                assert!(!state.devices.is_empty());
+                for d in &state.devices {
+                    println!("{d:?}");
+                    assert!(!d.name.is_empty(), "{d:?}");
+                    assert!(
+                        d.uuid.starts_with("GPU-") || d.uuid.starts_with("MIG-"),
+                        "{d:?}"
+                    );
+                    let total = d.memory_total.expect("memory total");
+                    assert!(total > 1 << 30, "{d:?}");
+                    assert!(d.memory_used.is_some_and(|u| u <= total), "{d:?}");
+                    if d.parent.is_some() {
+                        // A MIG instance has no sensors or link of its own.
+                        continue;
+                    }
+                    assert!(
+                        d.pcie_tx_bytes.is_some() || d.pcie_tx_bytes_per_s.is_some(),
+                        "{d:?}"
+                    );
+                    assert!(
+                        d.temperature_c.is_some_and(|t| (5.0..110.0).contains(&t)),
+                        "{d:?}"
+                    );
+                    assert!(d.power_w.is_some_and(|w| w > 1.0), "{d:?}");
+                    assert!(
+                        d.utilization.is_some_and(|u| (0.0..=1.0).contains(&u)),
+                        "{d:?}"
+                    );
+                }
+            }
             Err(CollectError::Unsupported(why)) => {
                 assert!(why.contains("NVML"), "{why}");
                 assert_eq!(table.latest().unavailable, Some(why));
