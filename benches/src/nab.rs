@@ -240,3 +240,47 @@ pub fn reference_scores(
 pub fn default_dataset() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab")
 }
+
+/// What one file's rows at or above `threshold` earn under profile `p`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Breakdown {
+    pub found: usize,
+    pub missed: usize,
+    /// Detections outside every window, and what they cost (negative).
+    pub false_detections: usize,
+    pub fp_cost: f64,
+    /// What the windows found earn.
+    pub tp_reward: f64,
+}
+
+/// Where a file's score comes from at a threshold: which windows were
+/// found, and how many detections fell outside them.
+pub fn breakdown(file: &LabelledFile, scores: &[f64], p: &Profile, threshold: f64) -> Breakdown {
+    let weights = row_weights(file, p);
+    let start = probation(file.timestamps.len());
+    let mut best: Vec<Option<f64>> = vec![None; file.windows.len()];
+    let (mut fpn, mut fps) = (0, 0.0);
+    for (i, &s) in scores.iter().enumerate().skip(start) {
+        if s >= threshold {
+            match weights[i] {
+                (Some(w), weight) => {
+                    if best[w].is_none_or(|b| weight > b) {
+                        best[w] = Some(weight);
+                    }
+                }
+                (None, weight) => {
+                    fpn += 1;
+                    fps += weight;
+                }
+            }
+        }
+    }
+    let found = best.iter().filter(|b| b.is_some()).count();
+    Breakdown {
+        found,
+        missed: best.len() - found,
+        false_detections: fpn,
+        fp_cost: fps,
+        tp_reward: best.iter().flatten().sum(),
+    }
+}

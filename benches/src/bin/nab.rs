@@ -1,10 +1,14 @@
 //! Scores Ward's detector on the NAB subset beside the repository, or a
 //! published detector's outputs with `--reference NAME` (ARTime, numenta).
 //!
-//! Run: `cargo run --release -p ward-benches --bin nab [-- --files]`
+//! Run: `cargo run --release -p ward-benches --bin nab [-- --files --why]`
+//! (`--why`: per file, the windows found and missed and the false
+//! detections at the standard profile's threshold).
 
 use ward_agent::detect::{Detector, Params};
-use ward_benches::nab::{PROFILES, default_dataset, load, reference_scores, score};
+use ward_benches::nab::{
+    Breakdown, PROFILES, breakdown, default_dataset, load, reference_scores, score,
+};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +53,27 @@ fn main() -> Result<(), String> {
         println!(
             "{who} {:<20} {:6.2}  (threshold {:.4})",
             p.name, s.normalised, s.threshold
+        );
+    }
+    if args.iter().any(|a| a == "--why") {
+        // Each file at the standard profile's best threshold.
+        let t = score(&files, &scores, &PROFILES[0]).threshold;
+        let mut total = Breakdown::default();
+        for (f, s) in files.iter().zip(&scores) {
+            let b = breakdown(f, s, &PROFILES[0], t);
+            println!(
+                "{:55} found {} missed {} false detections {:3} ({:6.2}) reward {:5.2}",
+                f.name, b.found, b.missed, b.false_detections, b.fp_cost, b.tp_reward
+            );
+            total.found += b.found;
+            total.missed += b.missed;
+            total.false_detections += b.false_detections;
+            total.fp_cost += b.fp_cost;
+            total.tp_reward += b.tp_reward;
+        }
+        println!(
+            "all files: found {} missed {} false detections {} ({:.2}) reward {:.2}",
+            total.found, total.missed, total.false_detections, total.fp_cost, total.tp_reward
         );
     }
     if args.iter().any(|a| a == "--files") {
