@@ -253,6 +253,16 @@ pub struct Breakdown {
     pub tp_reward: f64,
 }
 
+impl std::ops::AddAssign for Breakdown {
+    fn add_assign(&mut self, b: Self) {
+        self.found += b.found;
+        self.missed += b.missed;
+        self.false_detections += b.false_detections;
+        self.fp_cost += b.fp_cost;
+        self.tp_reward += b.tp_reward;
+    }
+}
+
 /// Where a file's score comes from at a threshold: which windows were
 /// found, and how many detections fell outside them.
 pub fn breakdown(file: &LabelledFile, scores: &[f64], p: &Profile, threshold: f64) -> Breakdown {

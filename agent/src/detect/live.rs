@@ -65,7 +65,7 @@ const MAX_SCORED: usize = 2000;
 impl LiveSettings {
     /// The defaults, scoring as many series as fit in half of the agent's
     /// memory budget once every detector's history is full (about 46 KB
-    /// each: 1,139 series in 100 MiB), and never more than 2,000.
+    /// each: 1,143 series in 100 MiB), and never more than 2,000.
     pub fn within(budget_rss: u64) -> Self {
         let params = Params::default();
         let each = (Detector::full_bytes(&params) + std::mem::size_of::<Watched>() + 256) as u64;

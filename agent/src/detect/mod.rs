@@ -111,8 +111,6 @@ pub struct Model {
     /// the spread of those values (never 0).
     pub lo: f64,
     pub range: f64,
-    /// Weight of the level feature.
-    pub level_weight: f64,
 }
 
 /// What a detector keeps across restarts: its models and the state they
@@ -133,17 +131,19 @@ pub struct Saved {
 pub const SAVED_FORMAT: u32 = 2;
 
 impl Model {
-    /// A row's features, as they read in this model's range.
-    fn measure(&self, raw: &[f64; DIM]) -> [f64; DIM] {
+    /// A row's features, as they read in this model's range (the level
+    /// weighted by `level_weight`, one of the parameters the model was
+    /// trained with: see [`Params::model_shape`]).
+    fn measure(&self, raw: &[f64; DIM], level_weight: f64) -> [f64; DIM] {
         let mut v = raw.map(|d| d / self.range);
-        v[LAGS] = self.level_weight * (raw[LAGS] - self.lo) / self.range;
+        v[LAGS] = level_weight * (raw[LAGS] - self.lo) / self.range;
         v
     }
 
     /// How far a row lies from this model's normal, in units of its
     /// training rows' 99th-percentile distance.
-    fn surprise(&self, raw: &[f64; DIM]) -> f64 {
-        self.distance(&self.measure(raw)) / self.scale
+    fn surprise(&self, raw: &[f64; DIM], level_weight: f64) -> f64 {
+        self.distance(&self.measure(raw, level_weight)) / self.scale
     }
 
     fn distance(&self, v: &[f64; DIM]) -> f64 {
@@ -165,12 +165,9 @@ fn train(
     trained_at: u64,
 ) -> Option<Model> {
     let n = raw.len();
-    let raw: Vec<[f64; DIM]> = raw.iter().map(|v| widen(v, origin)).collect();
-    let lo = raw.iter().map(|v| v[LAGS]).fold(f64::INFINITY, f64::min);
-    let hi = raw
-        .iter()
-        .map(|v| v[LAGS])
-        .fold(f64::NEG_INFINITY, f64::max);
+    let levels = || raw.iter().map(|v| f64::from(v[LAGS]) + origin);
+    let lo = levels().fold(f64::INFINITY, f64::min);
+    let hi = levels().fold(f64::NEG_INFINITY, f64::max);
     // A flat window still measures: any change from it is large.
     let range = if hi > lo {
         hi - lo
@@ -185,9 +182,11 @@ fn train(
         trained_ts: 0,
         lo,
         range,
-        level_weight,
     };
-    let vectors: Vec<[f64; DIM]> = raw.iter().map(|v| model.measure(v)).collect();
+    let vectors: Vec<[f64; DIM]> = raw
+        .iter()
+        .map(|v| model.measure(&widen(v, origin), level_weight))
+        .collect();
     let flat: Vec<f64> = vectors.iter().flatten().copied().collect();
     let data = Array2::from_shape_vec((n, DIM), flat).ok()?;
     let dataset = DatasetBase::from(data);
@@ -386,7 +385,7 @@ impl Detector {
         let surprise = self
             .models
             .iter()
-            .map(|m| m.surprise(&v))
+            .map(|m| m.surprise(&v, self.params.level_weight))
             .fold(f64::INFINITY, f64::min);
         let origin = *self.origin.get_or_insert(value);
         let mut kept = v.map(|x| x as f32);

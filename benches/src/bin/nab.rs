@@ -65,11 +65,7 @@ fn main() -> Result<(), String> {
                 "{:55} found {} missed {} false detections {:3} ({:6.2}) reward {:5.2}",
                 f.name, b.found, b.missed, b.false_detections, b.fp_cost, b.tp_reward
             );
-            total.found += b.found;
-            total.missed += b.missed;
-            total.false_detections += b.false_detections;
-            total.fp_cost += b.fp_cost;
-            total.tp_reward += b.tp_reward;
+            total += b;
         }
         println!(
             "all files: found {} missed {} false detections {} ({:.2}) reward {:.2}",
