@@ -64,8 +64,8 @@ const MAX_SCORED: usize = 2000;
 
 impl LiveSettings {
     /// The defaults, scoring as many series as fit in half of the agent's
-    /// memory budget once every detector's history is full (about 46 KB
-    /// each: 1,143 series in 100 MiB), and never more than 2,000.
+    /// memory budget once every detector's history is full (about 92 KB
+    /// each, both views: 564 series in 100 MiB), and never more than 2,000.
     pub fn within(budget_rss: u64) -> Self {
         let params = Params::default();
         let each = (Detector::full_bytes(&params) + std::mem::size_of::<Watched>() + 256) as u64;
@@ -115,6 +115,8 @@ struct Flag {
     score: f64,
     value: f64,
     expected: (f64, f64),
+    /// Whether the slow view (the moving average) scored it.
+    slow: bool,
 }
 
 /// How often the detectors' models are written to the store.
@@ -335,6 +337,7 @@ impl Bank {
                     score,
                     value,
                     expected,
+                    slow: w.detector.slow_led(),
                 });
             }
         }
@@ -426,7 +429,17 @@ impl Bank {
             .iter()
             .filter_map(|f| {
                 let w = self.series.get(&f.series)?;
-                let models: Vec<_> = w.detector.models().collect();
+                let (models, view): (Vec<_>, String) = if f.slow {
+                    (
+                        w.detector.slow_models().collect(),
+                        format!(
+                            "the {}-sample moving average",
+                            self.settings.params.slow_window
+                        ),
+                    )
+                } else {
+                    (w.detector.models().collect(), "the samples".to_string())
+                };
                 let newest = models.last();
                 Some(Signal {
                     what: w.key.clone(),
@@ -437,7 +450,7 @@ impl Bank {
                     contribution: f.score / total,
                     model: match newest {
                         Some(m) => format!(
-                            "k-means (k=2) on shape and level, score {:.2}; {} models kept, the newest trained {} on the {} samples before it (model format {SAVED_FORMAT})",
+                            "k-means (k=2) on the shape and level of {view}, score {:.2}; {} models kept, the newest trained {} on the {} samples before it (model format {SAVED_FORMAT})",
                             f.score,
                             models.len(),
                             if m.trained_ts > 0 {
@@ -447,7 +460,7 @@ impl Bank {
                             },
                             m.trained_on
                         ),
-                        None => format!("k-means (k=2), score {:.2}", f.score),
+                        None => format!("k-means (k=2) on {view}, score {:.2}", f.score),
                     },
                 })
             })
@@ -720,6 +733,13 @@ mod tests {
             "{}",
             s1.model
         );
+        // A jump of a few samples: the samples' view saw it, not the average's.
+        assert!(
+            s1.model
+                .starts_with("k-means (k=2) on the shape and level of the samples, score"),
+            "{}",
+            s1.model
+        );
         let total: f64 = i.signals.iter().map(|s| s.contribution).sum();
         assert!((total - 1.0).abs() < 1e-9);
         assert_eq!(i.context.jobs, ["etl run 7"]);
@@ -771,10 +791,20 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(before.len(), 2);
+        let slow_before: Vec<Model> = bank.series[&SeriesId(0)]
+            .detector
+            .slow_models()
+            .cloned()
+            .collect();
+        assert_eq!(slow_before.len(), 2, "the slow view trains too");
         assert!(
-            before.iter().all(|m| m.trained_ts > 1_000_000),
-            "each model says when: {before:?}"
+            before
+                .iter()
+                .chain(&slow_before)
+                .all(|m| m.trained_ts > 1_000_000),
+            "each model says when: {before:?} {slow_before:?}"
         );
+        assert_ne!(before, slow_before);
         bank.save();
         drop(bank);
 
@@ -787,6 +817,12 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(after, before);
+        let slow_after: Vec<Model> = again.series[&SeriesId(5)]
+            .detector
+            .slow_models()
+            .cloned()
+            .collect();
+        assert_eq!(slow_after, slow_before);
         // Other parameters, other models: the saved ones are not used.
         let mut other = Bank::new(
             LiveSettings {

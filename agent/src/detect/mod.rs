@@ -26,6 +26,12 @@
 //!   not score its every row in full. A rising-edge filter turns bursts into
 //!   events: a score counts in full only when it beats every score of the
 //!   last [`Params::edge_window`] rows, and is damped otherwise.
+//! - Two views: the samples themselves, and their moving average over
+//!   [`Params::slow_window`] rows, each with its own models and record. The
+//!   slow view sees changes spread over many samples (a level that sags for
+//!   hours, a daily peak that fails to come) that the sample-to-sample shape
+//!   hides in noise; a row's raw score is the higher of the two, and one
+//!   rising-edge filter turns both into events.
 //!
 //! The defaults are those that scored best on the NAB subset beside the
 //! repository (`cargo run --release -p ward-benches --bin nab`), the set the
@@ -67,6 +73,10 @@ pub struct Params {
     pub damping: f64,
     /// Per-row decay of the record surprise that a surprise is measured against.
     pub record_decay: f64,
+    /// Rows averaged for the slow view; 0 scores the samples alone.
+    pub slow_window: usize,
+    /// Weight of the level feature in the slow view.
+    pub slow_level_weight: f64,
 }
 
 impl Params {
@@ -74,9 +84,19 @@ impl Params {
     /// not used. (Warm-up, scoring and retraining pace do not change a model.)
     pub fn model_shape(&self) -> String {
         format!(
-            "k-means k=2, {DIM} features (shape lags {LAGS}, level weight {}) in each model's training range, window {}",
-            self.level_weight, self.train_window
+            "k-means k=2, {DIM} features (shape lags {LAGS}, level weight {}) in each model's training range, window {}; slow view of {} rows (level weight {})",
+            self.level_weight, self.train_window, self.slow_window, self.slow_level_weight
         )
+    }
+
+    /// The slow view's parameters: the same, but for its level weight, and
+    /// with no slow view of its own.
+    fn slow(&self) -> Option<Params> {
+        (self.slow_window > 0).then(|| Params {
+            level_weight: self.slow_level_weight,
+            slow_window: 0,
+            ..self.clone()
+        })
     }
 }
 
@@ -91,6 +111,8 @@ impl Default for Params {
             level_weight: 2.0,
             damping: 0.3,
             record_decay: 0.98,
+            slow_window: 36,
+            slow_level_weight: 1.5,
         }
     }
 }
@@ -125,10 +147,13 @@ pub struct Saved {
     pub rows: u64,
     pub record: f64,
     pub models: Vec<Model>,
+    /// The slow view's, where there is one.
+    #[serde(default)]
+    pub slow: Option<Box<Saved>>,
 }
 
 /// Version of [`Saved`].
-pub const SAVED_FORMAT: u32 = 2;
+pub const SAVED_FORMAT: u32 = 3;
 
 impl Model {
     /// A row's features, as they read in this model's range (the level
@@ -250,6 +275,12 @@ pub struct Detector {
     /// training was put off for it.
     may_train: bool,
     deferred: bool,
+    /// The slow view (see [`Params::slow_window`]): a detector of the moving
+    /// average, and the values it averages.
+    slow: Option<Box<Detector>>,
+    window: VecDeque<f64>,
+    /// Whether the slow view gave the last row its score.
+    slow_led: bool,
 }
 
 impl Detector {
@@ -268,6 +299,9 @@ impl Detector {
             record: 0.0,
             may_train: true,
             deferred: false,
+            slow: params.slow().map(|p| Box::new(Detector::new(p))),
+            window: VecDeque::new(),
+            slow_led: false,
             params,
         }
     }
@@ -282,11 +316,27 @@ impl Detector {
                 .iter()
                 .map(|m| m.centroids.capacity() * std::mem::size_of::<[f64; DIM]>())
                 .sum::<usize>()
-            + (self.diffs.capacity() + self.smoothed.capacity()) * std::mem::size_of::<f64>()
+            + (self.diffs.capacity() + self.smoothed.capacity() + self.window.capacity())
+                * std::mem::size_of::<f64>()
+            + self
+                .slow
+                .as_ref()
+                .map_or(0, |d| std::mem::size_of::<Self>() + d.heap_bytes())
     }
 
+    /// The models of the samples' view.
     pub fn models(&self) -> impl Iterator<Item = &Model> {
         self.models.iter()
+    }
+
+    /// The models of the slow view (none without one).
+    pub fn slow_models(&self) -> impl Iterator<Item = &Model> {
+        self.slow.iter().flat_map(|d| d.models.iter())
+    }
+
+    /// Whether the last row's score came from the slow view.
+    pub fn slow_led(&self) -> bool {
+        self.slow_led
     }
 
     /// Heap bytes a detector holds once its history is full: what the agent
@@ -299,6 +349,9 @@ impl Detector {
             // The last few differences and smoothed values.
             + 16 * std::mem::size_of::<f64>()
             + std::mem::size_of::<Self>()
+            + params.slow().map_or(0, |slow| {
+                (params.slow_window + 1) * std::mem::size_of::<f64>() + Self::full_bytes(&slow)
+            })
     }
 
     /// The newest row as seen (smoothed differences, then the value), once
@@ -334,6 +387,7 @@ impl Detector {
             rows: self.rows,
             record: self.record,
             models: self.models.iter().cloned().collect(),
+            slow: self.slow.as_ref().and_then(|d| d.save()).map(Box::new),
         })
     }
 
@@ -345,6 +399,9 @@ impl Detector {
             d.rows = saved.rows;
             d.record = saved.record;
             d.models = saved.models.iter().cloned().collect();
+            if let (Some(slow), Some(kept)) = (d.slow.as_mut(), saved.slow.as_deref()) {
+                **slow = Self::restore(slow.params.clone(), kept);
+            }
         }
         d
     }
@@ -353,28 +410,62 @@ impl Detector {
     /// trains; a training due while `may_train` is false waits for the next
     /// row that may. Returns the score and whether a model was trained.
     pub fn score_at(&mut self, ts: i64, value: f64, may_train: bool) -> (f64, bool) {
-        let before = self.models.back().map(|m| m.trained_at);
+        let newest = |d: &Self| d.models.back().map(|m| m.trained_at);
+        let before = (newest(self), self.slow.as_deref().and_then(newest));
         self.may_train = may_train;
         let score = self.score(value);
         self.may_train = true;
-        let trained = if let Some(m) = self.models.back_mut()
-            && Some(m.trained_at) != before
-        {
-            m.trained_ts = ts;
-            true
-        } else {
-            false
-        };
+        let mut trained = self.stamp_new_model(before.0, ts);
+        if let Some(slow) = self.slow.as_mut() {
+            trained |= slow.stamp_new_model(before.1, ts);
+        }
         (score, trained)
+    }
+
+    /// Records `ts` on the newest model if it is newer than `before`.
+    fn stamp_new_model(&mut self, before: Option<u64>, ts: i64) -> bool {
+        match self.models.back_mut() {
+            Some(m) if Some(m.trained_at) != before => {
+                m.trained_ts = ts;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether a training is waiting for a row that may train.
     pub fn training_deferred(&self) -> bool {
-        self.deferred
+        self.deferred || self.slow.as_ref().is_some_and(|d| d.deferred)
     }
 
     /// Scores the next value in [0, 1): the higher, the less like the past.
     pub fn score(&mut self, value: f64) -> f64 {
+        let mut raw = self.raw_score(value);
+        self.slow_led = false;
+        if let Some(slow) = self.slow.as_mut()
+            && value.is_finite()
+        {
+            push_bounded(&mut self.window, value, self.params.slow_window);
+            let mean = self.window.iter().sum::<f64>() / self.window.len() as f64;
+            slow.may_train = self.may_train;
+            let r = slow.raw_score(mean);
+            slow.may_train = true;
+            if r > raw {
+                (raw, self.slow_led) = (r, true);
+            }
+        }
+        let peak = self.recent.iter().copied().fold(0.0, f64::max);
+        push_bounded(&mut self.recent, raw, self.params.edge_window);
+        if raw > peak {
+            raw
+        } else {
+            raw * self.params.damping
+        }
+    }
+
+    /// A row's surprise against this view's models, squashed into [0, 1)
+    /// against the view's record; trains when due.
+    fn raw_score(&mut self, value: f64) -> f64 {
         self.rows += 1;
         if !value.is_finite() {
             return 0.0;
@@ -417,19 +508,12 @@ impl Detector {
         }
         // Against the series' own decaying record: a new record scores at least
         // 0.5 whatever the series' scale, so one threshold fits every series.
-        let raw = if surprise.is_finite() {
+        if surprise.is_finite() {
             let reference = self.record.max(1.0);
             self.record = (self.record * self.params.record_decay).max(surprise);
             surprise / (surprise + reference)
         } else {
             0.0
-        };
-        let peak = self.recent.iter().copied().fold(0.0, f64::max);
-        push_bounded(&mut self.recent, raw, self.params.edge_window);
-        if raw > peak {
-            raw
-        } else {
-            raw * self.params.damping
         }
     }
 }
@@ -513,6 +597,47 @@ mod tests {
         assert!(
             step > before + 0.2,
             "step {step} against {before} before it"
+        );
+    }
+
+    #[test]
+    fn a_slow_sag_in_the_noise_is_flagged_sooner_by_the_slow_view() {
+        // Noise of about N(0, 1) around 10; from row 3000 the level sags by
+        // 0.7 over 200 rows. Sample to sample it hides in the noise until
+        // the values leave the range seen; the moving average leaves its
+        // range much sooner.
+        let noise = |i: usize| {
+            // A sum of twelve uniforms from a multiplicative hash of the row.
+            (0..12u64)
+                .map(|k| {
+                    let h = (i as u64 * 12 + k + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                    h as f64 / (1u64 << 24) as f64
+                })
+                .sum::<f64>()
+                - 6.0
+        };
+        let signal =
+            |i: usize| 10.0 + noise(i) - 0.7 * (i.saturating_sub(3000) as f64 / 200.0).min(1.0);
+        // Rows after the start of the sag until one scores above every
+        // score of the 2,000 rows before it.
+        let delay = |params: Params| -> usize {
+            let mut d = Detector::new(params);
+            let scores: Vec<f64> = (0..3600).map(|i| d.score(signal(i))).collect();
+            let before = scores[1000..3000].iter().copied().fold(0.0, f64::max);
+            scores[3000..]
+                .iter()
+                .position(|&s| s > before)
+                .unwrap_or(usize::MAX)
+        };
+        let both = delay(Params::default());
+        let alone = delay(Params {
+            slow_window: 0,
+            ..Params::default()
+        });
+        assert!(both <= 60, "flagged {both} rows into the sag");
+        assert!(
+            alone >= 100,
+            "the samples alone flagged it after {alone} rows"
         );
     }
 

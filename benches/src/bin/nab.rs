@@ -34,6 +34,8 @@ fn main() -> Result<(), String> {
             "level_weight" => params.level_weight = n,
             "damping" => params.damping = n,
             "record_decay" => params.record_decay = n,
+            "slow_window" => params.slow_window = n as usize,
+            "slow_level_weight" => params.slow_level_weight = n,
             other => return Err(format!("unknown parameter {other}")),
         }
     }
