@@ -64,8 +64,9 @@ const MAX_SCORED: usize = 2000;
 
 impl LiveSettings {
     /// The defaults, scoring as many series as fit in half of the agent's
-    /// memory budget once every detector's history is full (about 92 KB
-    /// each, both views: 564 series in 100 MiB), and never more than 2,000.
+    /// memory budget once every detector's history is full (about 21 KB
+    /// each, both views: 2,000 series fit in half of 100 MiB), and never
+    /// more than 2,000.
     pub fn within(budget_rss: u64) -> Self {
         let params = Params::default();
         let each = (Detector::full_bytes(&params) + std::mem::size_of::<Watched>() + 256) as u64;

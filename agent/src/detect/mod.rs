@@ -180,17 +180,36 @@ impl Model {
     }
 }
 
-/// Trains a model on `raw` rows (differences, and levels relative to
-/// `origin`), in the range of their levels.
+/// Values a row's features reach back over: 6 smoothed differences of 3
+/// differences each.
+const SPAN: usize = LAGS + 3;
+
+/// The rows (smoothed differences at 6 lags, then the value) that the kept
+/// `values` (relative to `origin`) make: one for each value with 8 before it.
+fn rows(values: &VecDeque<f32>, origin: f64) -> impl Iterator<Item = [f64; DIM]> + '_ {
+    let value = move |j: usize| f64::from(values[j]);
+    let smoothed = move |k: usize| (value(k) - value(k - 3)) / 3.0;
+    (SPAN - 1..values.len()).map(move |t| {
+        let mut row = [0.0; DIM];
+        for (lag, slot) in row[..LAGS].iter_mut().enumerate() {
+            *slot = smoothed(t - lag);
+        }
+        row[LAGS] = value(t) + origin;
+        row
+    })
+}
+
+/// Trains a model on the rows of `values` (relative to `origin`), in the
+/// range of those values.
 fn train(
-    raw: &VecDeque<[f32; DIM]>,
+    values: &VecDeque<f32>,
     origin: f64,
     level_weight: f64,
     seed: u64,
     trained_at: u64,
 ) -> Option<Model> {
-    let n = raw.len();
-    let levels = || raw.iter().map(|v| f64::from(v[LAGS]) + origin);
+    let n = values.len().checked_sub(SPAN - 1).filter(|&n| n > 0)?;
+    let levels = || values.iter().skip(SPAN - 1).map(|&v| f64::from(v) + origin);
     let lo = levels().fold(f64::INFINITY, f64::min);
     let hi = levels().fold(f64::NEG_INFINITY, f64::max);
     // A flat window still measures: any change from it is large.
@@ -208,11 +227,9 @@ fn train(
         lo,
         range,
     };
-    let vectors: Vec<[f64; DIM]> = raw
-        .iter()
-        .map(|v| model.measure(&widen(v, origin), level_weight))
+    let flat: Vec<f64> = rows(values, origin)
+        .flat_map(|r| model.measure(&r, level_weight))
         .collect();
-    let flat: Vec<f64> = vectors.iter().flatten().copied().collect();
     let data = Array2::from_shape_vec((n, DIM), flat).ok()?;
     let dataset = DatasetBase::from(data);
     let fitted = KMeans::params_with_rng(2, Xoshiro256Plus::seed_from_u64(seed))
@@ -220,22 +237,24 @@ fn train(
         .tolerance(1e-6)
         .fit(&dataset)
         .ok()?;
-    let mut centroids: Vec<[f64; DIM]> = fitted
-        .centroids()
-        .rows()
-        .into_iter()
-        .map(|r: ArrayView1<f64>| {
-            let mut c = [0.0; DIM];
-            for (slot, v) in c.iter_mut().zip(r.iter()) {
-                *slot = *v;
-            }
-            c
-        })
-        .collect();
+    let as_row = |r: ArrayView1<f64>| {
+        let mut c = [0.0; DIM];
+        for (slot, v) in c.iter_mut().zip(r.iter()) {
+            *slot = *v;
+        }
+        c
+    };
+    let mut centroids: Vec<[f64; DIM]> =
+        fitted.centroids().rows().into_iter().map(as_row).collect();
     // Kept for hours by every detector: no spare capacity.
     centroids.shrink_to_fit();
     model.centroids = centroids;
-    let mut d: Vec<f64> = vectors.iter().map(|v| model.distance(v)).collect();
+    let mut d: Vec<f64> = dataset
+        .records()
+        .rows()
+        .into_iter()
+        .map(|r| model.distance(&as_row(r)))
+        .collect();
     d.sort_by(f64::total_cmp);
     let q99 = d[((n as f64 * 0.99) as usize).min(n - 1)];
     model.scale = if q99 > 0.0 {
@@ -246,13 +265,6 @@ fn train(
     Some(model)
 }
 
-/// A kept row as it was seen: its level back from `origin`.
-fn widen(v: &[f32; DIM], origin: f64) -> [f64; DIM] {
-    let mut w = v.map(f64::from);
-    w[LAGS] += origin;
-    w
-}
-
 /// The detector of one series.
 #[derive(Debug, Clone)]
 pub struct Detector {
@@ -261,12 +273,12 @@ pub struct Detector {
     last: Option<f64>,
     diffs: VecDeque<f64>,
     smoothed: VecDeque<f64>,
-    /// The first value since start: kept rows hold their level relative to
-    /// it, so single precision loses little even on large values.
+    /// The first value since start: kept values are relative to it, so
+    /// single precision loses little even on large values.
     origin: Option<f64>,
-    /// Rows as seen (differences, and levels relative to `origin`), in
-    /// single precision: they are most of a detector's memory.
-    vectors: VecDeque<[f32; DIM]>,
+    /// The last values (relative to `origin`, in single precision) that the
+    /// next model's rows are made from: most of a detector's memory.
+    values: VecDeque<f32>,
     models: VecDeque<Model>,
     recent: VecDeque<f64>,
     /// The largest surprise so far, decaying.
@@ -293,7 +305,7 @@ impl Detector {
             origin: None,
             // These two fill as rows arrive (see `push_bounded`): a
             // detector's memory follows the history it holds.
-            vectors: VecDeque::new(),
+            values: VecDeque::new(),
             models: VecDeque::with_capacity(params.models + 1),
             recent: VecDeque::new(),
             record: 0.0,
@@ -308,7 +320,7 @@ impl Detector {
 
     /// Heap bytes held now (histories and models; see [`Detector::full_bytes`]).
     pub fn heap_bytes(&self) -> usize {
-        self.vectors.capacity() * std::mem::size_of::<[f32; DIM]>()
+        self.values.capacity() * std::mem::size_of::<f32>()
             + self.recent.capacity() * std::mem::size_of::<f64>()
             + self.models.capacity() * std::mem::size_of::<Model>()
             + self
@@ -342,15 +354,19 @@ impl Detector {
     /// Heap bytes a detector holds once its history is full: what the agent
     /// budgets per scored series.
     pub fn full_bytes(params: &Params) -> usize {
-        (params.train_window + 1) * std::mem::size_of::<[f32; DIM]>()
+        // One view: its values, models and last few differences.
+        let view = |p: &Params| {
+            (p.train_window + SPAN) * std::mem::size_of::<f32>()
+                + (p.models + 1)
+                    * (std::mem::size_of::<Model>() + 2 * std::mem::size_of::<[f64; DIM]>())
+                + 16 * std::mem::size_of::<f64>()
+                + std::mem::size_of::<Self>()
+        };
+        // The scores the rising edge is judged against are kept once.
+        view(params)
             + (params.edge_window + 1) * std::mem::size_of::<f64>()
-            + (params.models + 1)
-                * (std::mem::size_of::<Model>() + 2 * std::mem::size_of::<[f64; DIM]>())
-            // The last few differences and smoothed values.
-            + 16 * std::mem::size_of::<f64>()
-            + std::mem::size_of::<Self>()
             + params.slow().map_or(0, |slow| {
-                (params.slow_window + 1) * std::mem::size_of::<f64>() + Self::full_bytes(&slow)
+                (params.slow_window + 1) * std::mem::size_of::<f64>() + view(&slow)
             })
     }
 
@@ -470,6 +486,12 @@ impl Detector {
         if !value.is_finite() {
             return 0.0;
         }
+        let origin = *self.origin.get_or_insert(value);
+        push_bounded(
+            &mut self.values,
+            (value - origin) as f32,
+            self.params.train_window + SPAN - 1,
+        );
         let Some(v) = self.features(value) else {
             return 0.0;
         };
@@ -478,14 +500,11 @@ impl Detector {
             .iter()
             .map(|m| m.surprise(&v, self.params.level_weight))
             .fold(f64::INFINITY, f64::min);
-        let origin = *self.origin.get_or_insert(value);
-        let mut kept = v.map(|x| x as f32);
-        kept[LAGS] = (value - origin) as f32;
-        push_bounded(&mut self.vectors, kept, self.params.train_window);
-        // After a restart the kept models score while new vectors gather:
-        // no model is trained on fewer than half a warm-up of them.
+        // After a restart the kept models score while new rows gather: no
+        // model is trained on fewer than half a warm-up of them.
+        let rows = self.values.len().saturating_sub(SPAN - 1);
         let due = self.rows as usize >= self.params.warm_up
-            && self.vectors.len() * 2 >= self.params.warm_up.min(self.params.train_window)
+            && rows * 2 >= self.params.warm_up.min(self.params.train_window)
             && (self.models.is_empty()
                 || self.deferred
                 || self.rows.is_multiple_of(self.params.retrain_every as u64));
@@ -494,7 +513,7 @@ impl Detector {
         if due
             && self.may_train
             && let Some(m) = train(
-                &self.vectors,
+                &self.values,
                 origin,
                 self.params.level_weight,
                 self.rows,
@@ -540,17 +559,17 @@ mod tests {
     fn a_detectors_history_grows_with_its_rows_up_to_what_is_budgeted() {
         let params = Params::default();
         let mut d = Detector::new(params.clone());
-        assert_eq!(d.vectors.capacity(), 0, "nothing held before the first row");
+        assert_eq!(d.values.capacity(), 0, "nothing held before the first row");
         for i in 0..100 {
             d.score((i as f64 * 0.3).sin());
         }
-        assert!(d.vectors.capacity() <= 128, "{}", d.vectors.capacity());
+        assert!(d.values.capacity() <= 128, "{}", d.values.capacity());
         let young = d.heap_bytes();
         for i in 0..10_000 {
             d.score((i as f64 * 0.3).sin());
         }
-        assert_eq!(d.vectors.len(), params.train_window);
-        assert_eq!(d.vectors.capacity(), params.train_window + 1);
+        assert_eq!(d.values.len(), params.train_window + SPAN - 1);
+        assert_eq!(d.values.capacity(), params.train_window + SPAN);
         assert_eq!(d.recent.capacity(), params.edge_window + 1);
         assert_eq!(d.models.len(), params.models);
         // What the agent budgets per series covers what a full detector
@@ -559,7 +578,7 @@ mod tests {
         let budgeted = Detector::full_bytes(&params);
         assert!(held <= budgeted, "{held} > {budgeted}");
         assert!(held * 100 >= budgeted * 95, "{held} < 95% of {budgeted}");
-        assert!(young * 5 < held, "{young} held after 100 rows");
+        assert!(young * 3 < held, "{young} held after 100 rows");
     }
 
     #[test]
