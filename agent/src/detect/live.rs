@@ -594,8 +594,10 @@ fn run(
                     ticks += 1;
                     if ticks % 10 == 1 {
                         bank.apply_feedback(&incidents.lock().list(true));
-                        stats.memory.store(bank.heap_bytes(), Ordering::Relaxed);
                     }
+                    // Every second (a walk over the detectors' models): the
+                    // first ticks may come before any scored series.
+                    stats.memory.store(bank.heap_bytes(), Ordering::Relaxed);
                     let r = bank.group(now, &incidents, &*context);
                     rate(now, r);
                     stats
