@@ -11,7 +11,7 @@ use tracing::info;
 use ward_agent::config::{self, Config, LogFormat};
 use ward_agent::daemon;
 
-/// Ward's per-node agent: collects, stores and (soon) watches this host's metrics.
+/// Ward's per-node agent: collects, stores and watches this host's metrics.
 #[derive(Debug, Parser)]
 #[command(name = "ward-agent", version, about)]
 struct Cli {
