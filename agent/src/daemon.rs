@@ -47,6 +47,8 @@ const STATUS_EVERY: Duration = Duration::from_secs(5);
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 /// The resource budget is checked every this many health ticks.
 const BUDGET_EVERY_TICKS: u64 = 5;
+/// Health ticks between handing free heap pages back to the system.
+const RELEASE_EVERY_TICKS: u64 = 60;
 /// Static rules run every this many health ticks.
 const RULES_EVERY_TICKS: u64 = 10;
 /// The spool is read every this many health ticks.
@@ -377,6 +379,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             let mut ticks = 0u64;
             move || {
                 ticks += 1;
+                if ticks % RELEASE_EVERY_TICKS == 0 {
+                    crate::budget::release_free_memory();
+                }
                 if ticks % BUDGET_EVERY_TICKS == 1
                     && let Some((rss, cpu)) = crate::budget::measure()
                     && let Ok(mut b) = budget.lock()
