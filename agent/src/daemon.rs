@@ -379,7 +379,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             let mut ticks = 0u64;
             move || {
                 ticks += 1;
-                if ticks % RELEASE_EVERY_TICKS == 0 {
+                if ticks.is_multiple_of(RELEASE_EVERY_TICKS) {
                     crate::budget::release_free_memory();
                 }
                 if ticks % BUDGET_EVERY_TICKS == 1
