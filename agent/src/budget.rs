@@ -111,11 +111,10 @@ impl Budget {
 /// released any.
 ///
 /// glibc keeps what the agent frees inside its arenas and gives back only
-/// the top of each: hours of steady work (trainings, seals, model saves,
-/// each freeing what it allocated) left free pages scattered below the top,
-/// and RSS crept up 2 to 4 MB an hour while the live heap stayed flat (the
-/// soak bench measured one, heaptrack the other). The health loop calls
-/// this once a minute.
+/// the top of each: steady work (trainings, seals, model saves, each
+/// freeing what it allocated) leaves free pages scattered below the top.
+/// The health loop calls this once a minute; side by side under the soak's
+/// load it kept RSS about 0.9 MB (4%) lower after 90 minutes.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub fn release_free_memory() -> bool {

@@ -177,10 +177,9 @@ fn main() {
     let (rmin, rmean, rmax, rspread) = spread(&minute_rss);
     let (cmin, cmean, cmax, _) = spread(&minute_cpu);
     let ten = minute_rss.len().min(10);
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let (first, last_ten) = (
-        mean(&minute_rss[..ten]),
-        mean(&minute_rss[minute_rss.len() - ten..]),
+        spread(&minute_rss[..ten]).1,
+        spread(&minute_rss[minute_rss.len() - ten..]).1,
     );
     println!("machine:   {cores} CPUs");
     println!(
