@@ -35,7 +35,7 @@ use tracing::{debug, warn};
 use ward_shared::incident::{Feedback, IncidentContext, IncidentSource, Severity, Signal};
 use ward_shared::{MetricKind, Sample, SeriesDesc, SeriesId, TimestampMs};
 
-use super::{Detector, Params, SAVED_FORMAT, Saved};
+use super::{Detector, Params, SAVED_FORMAT, Saved, SavedError};
 use crate::daemon::SharedStore;
 use crate::incidents::{Raise, SharedIncidents};
 use crate::store::Collection;
@@ -215,16 +215,10 @@ impl Bank {
             let Some(state) = w.detector.save() else {
                 continue;
             };
-            let json = match serde_json::to_vec(&state) {
-                Ok(j) => j,
-                Err(e) => {
-                    warn!(series = %w.key, error = %e, "could not encode a detector's models");
-                    continue;
-                }
-            };
-            if let Err(e) = store
-                .lock()
-                .put_doc(Collection::Models, w.key.as_bytes(), &json)
+            if let Err(e) =
+                store
+                    .lock()
+                    .put_doc(Collection::Models, w.key.as_bytes(), &state.encode())
             {
                 warn!(error = %e, "could not save the detectors' models");
                 return;
@@ -252,7 +246,14 @@ impl Bank {
                 .lock()
                 .get_doc(Collection::Models, key.as_bytes())
                 .ok()??;
-            serde_json::from_slice::<Saved>(&bytes).ok()
+            Saved::decode(&bytes)
+                .inspect_err(|e| match e {
+                    SavedError::OtherFormat(_) => {
+                        debug!(series = %key, error = %e, "kept models discarded: relearning")
+                    }
+                    _ => warn!(series = %key, error = %e, "kept models unreadable: relearning"),
+                })
+                .ok()
         });
         let detector = match saved {
             Some(saved) => Detector::restore(params, &saved),

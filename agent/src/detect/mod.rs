@@ -53,6 +53,8 @@ use rand_xoshiro::rand_core::SeedableRng;
 
 const LAGS: usize = 6;
 const DIM: usize = LAGS + 1;
+/// Clusters of each model's k-means.
+const K: usize = 2;
 
 /// How the detector learns and scores.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,16 +120,17 @@ impl Default for Params {
 }
 
 /// One trained model: its centroids and the scale of its training distances.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Held inline: a detector keeps up to [`Params::models`] of them a view for
+/// hours, and one allocation each would only scatter them over the heap.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Model {
-    pub centroids: Vec<[f64; DIM]>,
+    pub centroids: [[f64; DIM]; K],
     /// 99th percentile of training vectors' distance to their nearest centroid.
     pub scale: f64,
     /// Rows seen when it was trained, and how many vectors it was trained on.
     pub trained_at: u64,
     pub trained_on: usize,
     /// When it was trained (Unix ms; 0 offline, where rows have no clock).
-    #[serde(default)]
     pub trained_ts: i64,
     /// The range it measures in: the lowest value it was trained on, and
     /// the spread of those values (never 0).
@@ -137,8 +140,10 @@ pub struct Model {
 
 /// What a detector keeps across restarts: its models and the state they
 /// are read with. The vectors are not kept: new ones gather after a restart
-/// while the kept models score.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// while the kept models score. Stored in the binary form of
+/// [`Saved::encode`]: the store holds one for every scored series, rewrites
+/// them as models are added, and caches the pages they sit in.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Saved {
     /// [`SAVED_FORMAT`] of the build that wrote it.
     pub format: u32,
@@ -148,12 +153,177 @@ pub struct Saved {
     pub record: f64,
     pub models: Vec<Model>,
     /// The slow view's, where there is one.
-    #[serde(default)]
     pub slow: Option<Box<Saved>>,
 }
 
-/// Version of [`Saved`].
-pub const SAVED_FORMAT: u32 = 3;
+/// Version of [`Saved`] and of its encoding. 4: binary (3 and before were
+/// JSON, about three times the size).
+pub const SAVED_FORMAT: u32 = 4;
+
+/// Bytes of one encoded [`Model`]: its centroids, then scale, trained_at,
+/// trained_on, trained_ts, lo and range, 8 bytes each.
+const MODEL_BYTES: usize = (K * DIM + 6) * 8;
+
+/// Why stored models could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SavedError {
+    /// Written by another version of the detector (JSON before format 4):
+    /// discarded, as models of other parameters are.
+    #[error("models of format {0}, this build reads {SAVED_FORMAT}")]
+    OtherFormat(u32),
+    #[error("models cut short: {0}")]
+    Truncated(&'static str),
+    #[error("models malformed: {0}")]
+    Malformed(&'static str),
+}
+
+impl Saved {
+    /// The stored form, little-endian: format u32, the parameters (u16
+    /// length, UTF-8), rows u64, record f64, the model count u16 and
+    /// [`MODEL_BYTES`] for each, then 1 and the slow view's `Saved` (without
+    /// a format of its own), or 0.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&SAVED_FORMAT.to_le_bytes());
+        self.encode_body(&mut out);
+        out
+    }
+
+    fn encoded_len(&self) -> usize {
+        4 + 2
+            + self.params.len()
+            + 16
+            + 2
+            + self.models.len() * MODEL_BYTES
+            + 1
+            + self.slow.as_ref().map_or(0, |s| s.encoded_len() - 4)
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        let params = self.params.as_bytes();
+        let params = &params[..params.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(params.len() as u16).to_le_bytes());
+        out.extend_from_slice(params);
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.extend_from_slice(&self.record.to_le_bytes());
+        let models = &self.models[..self.models.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(models.len() as u16).to_le_bytes());
+        for m in models {
+            for v in m.centroids.iter().flatten() {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&m.scale.to_le_bytes());
+            out.extend_from_slice(&m.trained_at.to_le_bytes());
+            out.extend_from_slice(&(m.trained_on as u64).to_le_bytes());
+            out.extend_from_slice(&m.trained_ts.to_le_bytes());
+            out.extend_from_slice(&m.lo.to_le_bytes());
+            out.extend_from_slice(&m.range.to_le_bytes());
+        }
+        match &self.slow {
+            Some(slow) => {
+                out.push(1);
+                slow.encode_body(out);
+            }
+            None => out.push(0),
+        }
+    }
+
+    /// Reads what [`Saved::encode`] wrote; anything else is an error that
+    /// says what is wrong, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, SavedError> {
+        // Formats 1 to 3 were JSON objects.
+        if bytes.first() == Some(&b'{') {
+            return Err(SavedError::OtherFormat(3));
+        }
+        let mut r = Bytes(bytes);
+        let format = u32::from_le_bytes(r.array("format")?);
+        if format != SAVED_FORMAT {
+            return Err(SavedError::OtherFormat(format));
+        }
+        let saved = Self::decode_body(&mut r, 0)?;
+        if !r.0.is_empty() {
+            return Err(SavedError::Malformed("bytes after the end"));
+        }
+        Ok(saved)
+    }
+
+    fn decode_body(r: &mut Bytes<'_>, depth: u8) -> Result<Self, SavedError> {
+        let len = usize::from(u16::from_le_bytes(r.array("parameters")?));
+        let params = std::str::from_utf8(r.take(len, "parameters")?)
+            .map_err(|_| SavedError::Malformed("parameters are not UTF-8"))?
+            .to_string();
+        let rows = u64::from_le_bytes(r.array("rows")?);
+        let record = r.f64("record")?;
+        let count = usize::from(u16::from_le_bytes(r.array("model count")?));
+        let mut body = Bytes(r.take(count * MODEL_BYTES, "models")?);
+        let mut models = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut centroids = [[0.0; DIM]; K];
+            for v in centroids.iter_mut().flatten() {
+                *v = body.f64("models")?;
+            }
+            let scale = body.f64("models")?;
+            let trained_at = u64::from_le_bytes(body.array("models")?);
+            let trained_on = usize::try_from(u64::from_le_bytes(body.array("models")?))
+                .map_err(|_| SavedError::Malformed("a model's row count"))?;
+            let trained_ts = i64::from_le_bytes(body.array("models")?);
+            let lo = body.f64("models")?;
+            let range = body.f64("models")?;
+            if !(scale > 0.0 && range > 0.0) {
+                return Err(SavedError::Malformed(
+                    "a model's scale or range is not positive",
+                ));
+            }
+            models.push(Model {
+                centroids,
+                scale,
+                trained_at,
+                trained_on,
+                trained_ts,
+                lo,
+                range,
+            });
+        }
+        let slow = match r.take(1, "slow view")?[0] {
+            0 => None,
+            // One slow view at most: it has none of its own.
+            1 if depth == 0 => Some(Box::new(Self::decode_body(r, depth + 1)?)),
+            _ => return Err(SavedError::Malformed("slow view marker")),
+        };
+        Ok(Self {
+            format: SAVED_FORMAT,
+            params,
+            rows,
+            record,
+            models,
+            slow,
+        })
+    }
+}
+
+/// A cursor over stored bytes.
+struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SavedError> {
+        if self.0.len() < n {
+            return Err(SavedError::Truncated(what));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], SavedError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+
+    fn f64(&mut self, what: &'static str) -> Result<f64, SavedError> {
+        Ok(f64::from_le_bytes(self.array(what)?))
+    }
+}
 
 impl Model {
     /// A row's features, as they read in this model's range (the level
@@ -219,7 +389,7 @@ fn train(
         (hi.abs() * 1e-3).max(1e-9)
     };
     let mut model = Model {
-        centroids: Vec::new(),
+        centroids: [[0.0; DIM]; K],
         scale: 1.0,
         trained_at,
         trained_on: n,
@@ -244,11 +414,13 @@ fn train(
         }
         c
     };
-    let mut centroids: Vec<[f64; DIM]> =
-        fitted.centroids().rows().into_iter().map(as_row).collect();
-    // Kept for hours by every detector: no spare capacity.
-    centroids.shrink_to_fit();
-    model.centroids = centroids;
+    let fitted = fitted.centroids();
+    if fitted.nrows() != K {
+        return None;
+    }
+    for (slot, r) in model.centroids.iter_mut().zip(fitted.rows()) {
+        *slot = as_row(r);
+    }
     let mut d: Vec<f64> = dataset
         .records()
         .rows()
@@ -303,10 +475,11 @@ impl Detector {
             diffs: VecDeque::with_capacity(4),
             smoothed: VecDeque::with_capacity(LAGS + 1),
             origin: None,
-            // These two fill as rows arrive (see `push_bounded`): a
-            // detector's memory follows the history it holds.
+            // Values and scores fill as rows arrive (see `push_bounded`),
+            // models with the first training (see `keep`): a detector's
+            // memory follows the history it holds.
             values: VecDeque::new(),
-            models: VecDeque::with_capacity(params.models + 1),
+            models: VecDeque::new(),
             recent: VecDeque::new(),
             record: 0.0,
             may_train: true,
@@ -323,11 +496,6 @@ impl Detector {
         self.values.capacity() * std::mem::size_of::<f32>()
             + self.recent.capacity() * std::mem::size_of::<f64>()
             + self.models.capacity() * std::mem::size_of::<Model>()
-            + self
-                .models
-                .iter()
-                .map(|m| m.centroids.capacity() * std::mem::size_of::<[f64; DIM]>())
-                .sum::<usize>()
             + (self.diffs.capacity() + self.smoothed.capacity() + self.window.capacity())
                 * std::mem::size_of::<f64>()
             + self
@@ -357,8 +525,7 @@ impl Detector {
         // One view: its values, models and last few differences.
         let view = |p: &Params| {
             (p.train_window + SPAN) * std::mem::size_of::<f32>()
-                + (p.models + 1)
-                    * (std::mem::size_of::<Model>() + 2 * std::mem::size_of::<[f64; DIM]>())
+                + (p.models + 1) * std::mem::size_of::<Model>()
                 + 16 * std::mem::size_of::<f64>()
                 + std::mem::size_of::<Self>()
         };
@@ -414,7 +581,9 @@ impl Detector {
         if saved.format == SAVED_FORMAT && saved.params == d.params.model_shape() {
             d.rows = saved.rows;
             d.record = saved.record;
-            d.models = saved.models.iter().cloned().collect();
+            for m in &saved.models {
+                d.keep(m.clone());
+            }
             if let (Some(slow), Some(kept)) = (d.slow.as_mut(), saved.slow.as_deref()) {
                 **slow = Self::restore(slow.params.clone(), kept);
             }
@@ -520,10 +689,7 @@ impl Detector {
                 self.rows,
             )
         {
-            self.models.push_back(m);
-            if self.models.len() > self.params.models {
-                self.models.pop_front();
-            }
+            self.keep(m);
         }
         // Against the series' own decaying record: a new record scores at least
         // 0.5 whatever the series' scale, so one threshold fits every series.
@@ -540,6 +706,22 @@ impl Detector {
 /// Appends to a history of at most `max` items, growing its buffer by
 /// doubling but never past `max + 1` (a plain push would round it up to the
 /// next power of two: 2,048 for 1,441).
+impl Detector {
+    /// Adds a model, dropping the oldest past [`Params::models`]. The list
+    /// takes its full size with the first model: it is full within hours
+    /// and kept for good, and growing it by doubling on the way would step
+    /// the agent's memory and leave the smaller buffers behind in the heap.
+    fn keep(&mut self, m: Model) {
+        if self.models.capacity() == 0 {
+            self.models.reserve_exact(self.params.models + 1);
+        }
+        self.models.push_back(m);
+        if self.models.len() > self.params.models {
+            self.models.pop_front();
+        }
+    }
+}
+
 fn push_bounded<T>(history: &mut VecDeque<T>, item: T, max: usize) {
     if history.len() == history.capacity() {
         let room = (max + 1).saturating_sub(history.capacity());
@@ -572,6 +754,11 @@ mod tests {
         assert_eq!(d.values.capacity(), params.train_window + SPAN);
         assert_eq!(d.recent.capacity(), params.edge_window + 1);
         assert_eq!(d.models.len(), params.models);
+        assert_eq!(
+            d.models.capacity(),
+            params.models + 1,
+            "taken whole, not doubled"
+        );
         // What the agent budgets per series covers what a full detector
         // holds, closely: the status reports `heap_bytes`.
         let held = d.heap_bytes() + std::mem::size_of::<Detector>();
@@ -703,7 +890,77 @@ mod tests {
         assert!(
             models
                 .iter()
-                .all(|m| m.trained_on > 0 && m.scale > 0.0 && m.centroids.len() == 2)
+                .all(|m| m.trained_on > 0 && m.scale > 0.0 && m.centroids[0] != m.centroids[1])
+        );
+    }
+
+    /// A detector with every model it keeps, in both views.
+    fn full_detector() -> Detector {
+        let params = Params {
+            warm_up: 60,
+            train_window: 120,
+            retrain_every: 60,
+            ..Params::default()
+        };
+        let mut d = Detector::new(params);
+        for i in 0..1500 {
+            d.score_at(
+                1_000 + i,
+                (i as f64 / 7.0).sin() * 10.0 + (i % 5) as f64,
+                true,
+            );
+        }
+        assert_eq!(d.models().count(), 18);
+        assert_eq!(d.slow_models().count(), 18);
+        d
+    }
+
+    #[test]
+    fn a_full_detectors_models_are_stored_in_six_kilobytes_and_come_back_equal() {
+        let d = full_detector();
+        let saved = d.save().unwrap();
+        let bytes = saved.encode();
+        // 36 models of 160 bytes, and a few fixed fields: the JSON of
+        // format 3 took about 17 KB for the same detector.
+        assert!(bytes.len() <= 36 * 160 + 400, "{} bytes", bytes.len());
+        assert_eq!(Saved::decode(&bytes).unwrap(), saved);
+        let again = Detector::restore(d.params.clone(), &Saved::decode(&bytes).unwrap());
+        assert!(again.models().eq(d.models()));
+        assert!(again.slow_models().eq(d.slow_models()));
+        assert_eq!(again.save().unwrap(), saved);
+    }
+
+    #[test]
+    fn stored_models_cut_short_garbled_or_of_another_format_are_refused_not_misread() {
+        let bytes = full_detector().save().unwrap().encode();
+        for n in 0..bytes.len() {
+            assert!(
+                Saved::decode(&bytes[..n]).is_err(),
+                "{n} of {} bytes read as models",
+                bytes.len()
+            );
+        }
+        let json = br#"{"format":3,"params":"k=2","rows":5,"record":1.0,"models":[]}"#;
+        assert_eq!(Saved::decode(json), Err(SavedError::OtherFormat(3)));
+        let mut other = bytes.clone();
+        other[..4].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(Saved::decode(&other), Err(SavedError::OtherFormat(9)));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            Saved::decode(&longer),
+            Err(SavedError::Malformed(_))
+        ));
+        // The first model's scale (after the format, the parameters, rows,
+        // record, the count and its centroids) set to 0.
+        let params = usize::from(u16::from_le_bytes([bytes[4], bytes[5]]));
+        let scale = 4 + 2 + params + 16 + 2 + K * DIM * 8;
+        let mut zero = bytes.clone();
+        zero[scale..scale + 8].copy_from_slice(&0f64.to_le_bytes());
+        assert!(
+            matches!(Saved::decode(&zero), Err(SavedError::Malformed(m)) if m.contains("scale")),
+            "{:?}",
+            Saved::decode(&zero)
         );
     }
 }

@@ -49,7 +49,7 @@
 //!   'D' 'j' job name              -> JSON job settings (expected interval, max duration)
 //!   'D' 'r' job name 0x00 started:u64be run id
 //!                                 -> JSON JobRun
-//!   'D' 'm' series key            -> JSON detect::Saved (a detector's models, their format
+//!   'D' 'm' series key            -> detect::Saved, binary (a detector's models, their format
 //!                                    version and parameters)
 //!   'D' 'c' exporter name         -> JSON export cursor (how far that exporter has shipped)
 //!   'D' 'o' seq:u64be             -> JSON export::Outgoing (an incident change or a finished
