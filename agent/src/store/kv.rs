@@ -29,6 +29,23 @@ impl KvBatch {
     }
 }
 
+/// Frees what sled replaced, now rather than hours later.
+///
+/// sled frees the tree nodes a write replaces, and a filled 512 KiB log
+/// buffer, through crossbeam-epoch: each goes into a bag kept by the thread
+/// that wrote, and the bag is handed over to be freed only when 64 of them
+/// have gathered there. The agent's threads write to sled rarely (the
+/// detectors' models every ten minutes, the index at a seal), so their bags
+/// kept old nodes and whole log buffers for hours: the soak's RSS stepped
+/// up at model saves by 0.5 to 1.5 MB. Handing the bag over and collecting
+/// (a few rounds, each of which may advance the epoch once) frees them as
+/// soon as no other thread can still be reading them.
+fn release_replaced() {
+    for _ in 0..3 {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
 fn engine(e: sled::Error) -> StoreError {
     match e {
         // Kept as I/O, so that a full disk is told from a broken engine.
@@ -58,18 +75,22 @@ impl Kv {
     }
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.db.insert(key, value).map_err(engine)?;
-        Ok(())
+        let done = self.db.insert(key, value).map(drop).map_err(engine);
+        release_replaced();
+        done
     }
 
     pub fn apply(&self, batch: KvBatch) -> Result<(), StoreError> {
-        self.db.apply_batch(batch.inner).map_err(engine)
+        let done = self.db.apply_batch(batch.inner).map_err(engine);
+        release_replaced();
+        done
     }
 
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(engine)?;
-        Ok(())
+        let done = self.db.flush().map(drop).map_err(engine);
+        release_replaced();
+        done
     }
 
     /// Every pair whose key starts with `prefix`, in key order.
