@@ -591,6 +591,20 @@ impl Detector {
         d
     }
 
+    /// Adds a model, dropping the oldest past [`Params::models`]. The list
+    /// takes its full size with the first model: it is full within hours
+    /// and kept for good, and growing it by doubling on the way would step
+    /// the agent's memory and leave the smaller buffers behind in the heap.
+    fn keep(&mut self, m: Model) {
+        if self.models.capacity() == 0 {
+            self.models.reserve_exact(self.params.models + 1);
+        }
+        self.models.push_back(m);
+        if self.models.len() > self.params.models {
+            self.models.pop_front();
+        }
+    }
+
     /// [`Detector::score`], with the sample's time recorded on the models it
     /// trains; a training due while `may_train` is false waits for the next
     /// row that may. Returns the score and whether a model was trained.
@@ -706,22 +720,6 @@ impl Detector {
 /// Appends to a history of at most `max` items, growing its buffer by
 /// doubling but never past `max + 1` (a plain push would round it up to the
 /// next power of two: 2,048 for 1,441).
-impl Detector {
-    /// Adds a model, dropping the oldest past [`Params::models`]. The list
-    /// takes its full size with the first model: it is full within hours
-    /// and kept for good, and growing it by doubling on the way would step
-    /// the agent's memory and leave the smaller buffers behind in the heap.
-    fn keep(&mut self, m: Model) {
-        if self.models.capacity() == 0 {
-            self.models.reserve_exact(self.params.models + 1);
-        }
-        self.models.push_back(m);
-        if self.models.len() > self.params.models {
-            self.models.pop_front();
-        }
-    }
-}
-
 fn push_bounded<T>(history: &mut VecDeque<T>, item: T, max: usize) {
     if history.len() == history.capacity() {
         let room = (max + 1).saturating_sub(history.capacity());
