@@ -101,6 +101,15 @@ pub fn unzigzag(v: u64) -> i64 {
 // ---------------------------------------------------------------------------
 // Bits
 
+/// Clears `v`, keeping its buffer if `keep`, else giving it back.
+fn empty<T>(v: &mut Vec<T>, keep: bool) {
+    if keep {
+        v.clear();
+    } else {
+        *v = Vec::new();
+    }
+}
+
 /// Appends bits, most significant first.
 #[derive(Debug, Clone, Default)]
 struct BitWriter {
@@ -140,6 +149,13 @@ impl BitWriter {
             self.acc = value << (64 - rest);
             self.nacc = rest;
         }
+    }
+
+    /// Starts over; see [`ChunkEncoder::restart`] for `keep`.
+    fn restart(&mut self, keep: bool) {
+        empty(&mut self.bytes, keep);
+        self.acc = 0;
+        self.nacc = 0;
     }
 
     /// The bits so far, zero-padded to a whole byte.
@@ -529,6 +545,13 @@ impl ColumnEncoder {
         }
     }
 
+    /// Starts over; see [`ChunkEncoder::restart`] for `keep`.
+    fn restart(&mut self, keep: bool) {
+        self.bits.restart(keep);
+        empty(&mut self.pending, keep);
+        self.prev = 0.0;
+    }
+
     /// The whole column as bytes, the raw tail encoded as a final short block.
     pub fn to_bytes(&self) -> Vec<u8> {
         if self.pending.is_empty() {
@@ -621,6 +644,14 @@ impl TimestampRuns {
             put_varint(out, d);
             put_varint(out, n);
         }
+    }
+
+    /// Starts over; see [`ChunkEncoder::restart`] for `keep`.
+    fn restart(&mut self, keep: bool) {
+        empty(&mut self.runs, keep);
+        self.first = 0;
+        self.last = 0;
+        self.count = 0;
     }
 
     pub fn decode_into(&self, out: &mut Vec<i64>) {
@@ -737,6 +768,20 @@ impl ChunkEncoder {
             out.extend_from_slice(&bytes);
         }
         out
+    }
+
+    /// Empties the encoder for the next chunk. One that holds rows keeps its
+    /// buffers, so that a series reporting steadily fills the same memory
+    /// window after window rather than growing new buffers each time (and
+    /// leaving the old ones as holes in the heap); one that was already empty
+    /// gives its buffers back, so that a series that stopped reporting holds
+    /// none.
+    pub fn restart(&mut self) {
+        let keep = !self.is_empty();
+        self.ts.restart(keep);
+        for col in &mut self.cols {
+            col.restart(keep);
+        }
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -896,6 +941,42 @@ mod tests {
         let chunk = decode_chunk(&bytes).unwrap();
         assert_eq!(chunk.ts.len(), 1800);
         assert_eq!(chunk.ts[1799], 1_700_000_000_000 + 1799 * 1000);
+    }
+
+    #[test]
+    fn an_encoder_started_over_writes_what_a_new_one_would_in_the_buffers_it_had() {
+        let fill = |enc: &mut ChunkEncoder, from: i64| {
+            for i in 0..1000 {
+                let t = from + i * 1000 + (i % 3);
+                enc.push(t, &[(i as f64).sin() * 50.0, (i % 7) as f64]);
+            }
+        };
+        let mut reused = ChunkEncoder::new(2, 128);
+        fill(&mut reused, 0);
+        let held = reused.heap_bytes();
+        reused.restart();
+        assert!(reused.is_empty());
+        assert_eq!(
+            reused.heap_bytes(),
+            held,
+            "a series still reporting keeps its buffers"
+        );
+        fill(&mut reused, 5_000_000);
+        assert_eq!(reused.heap_bytes(), held, "the next window fits in them");
+        let mut fresh = ChunkEncoder::new(2, 128);
+        fill(&mut fresh, 5_000_000);
+        assert_eq!(reused.to_bytes(), fresh.to_bytes());
+        reused.restart();
+        reused.restart();
+        assert_eq!(
+            reused.heap_bytes(),
+            0,
+            "a window without rows gives them back"
+        );
+        fill(&mut reused, 9_000_000);
+        let mut fresh = ChunkEncoder::new(2, 128);
+        fill(&mut fresh, 9_000_000);
+        assert_eq!(reused.to_bytes(), fresh.to_bytes());
     }
 
     #[test]

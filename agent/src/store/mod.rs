@@ -690,11 +690,20 @@ impl Store {
     fn seal(&mut self, until: i64) -> Result<(), StoreError> {
         // All or nothing: a seal that fails half-way (a full disk) leaves the
         // heads, rollups and sizes as they were, to be sealed on a later try;
-        // bytes already appended to a block file are never indexed.
-        let saved = (self.series.clone(), self.sizes.clone(), self.oldest_on_disk);
+        // bytes already appended to a block file are never indexed. Only the
+        // rollups are copied aside: the heads are read, not changed, until
+        // the seal has held, and then start over in the buffers they have.
+        let tiers: Vec<_> = self.series.iter().map(|s| s.tiers.clone()).collect();
+        let saved = (self.sizes.clone(), self.oldest_on_disk);
         let out = self.seal_now(until);
-        if out.is_err() {
-            (self.series, self.sizes, self.oldest_on_disk) = saved;
+        match out {
+            Ok(()) => self.series.iter_mut().for_each(|s| s.head.restart()),
+            Err(_) => {
+                for (state, tiers) in self.series.iter_mut().zip(tiers) {
+                    state.tiers = tiers;
+                }
+                (self.sizes, self.oldest_on_disk) = saved;
+            }
         }
         out
     }
@@ -713,7 +722,6 @@ impl Store {
                     .entry((0, window))
                     .or_default()
                     .push((chunk_key(0, window, id, first), state.head.to_bytes()));
-                state.head = codec::ChunkEncoder::new(1, series::RAW_BLOCK);
             }
             state.close_rollups(until, &mut done);
             for c in done.drain(..) {

@@ -186,8 +186,8 @@ impl TierState {
                 first_ts,
                 bytes: self.enc.to_bytes(),
             });
-            self.enc = ChunkEncoder::new(ROLLUP_COLS, ROLLUP_BLOCK);
         }
+        self.enc.restart();
     }
 }
 
