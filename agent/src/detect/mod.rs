@@ -254,6 +254,13 @@ impl Saved {
             .to_string();
         let rows = u64::from_le_bytes(r.array("rows")?);
         let record = r.f64("record")?;
+        // An infinite record would squash every later surprise to 0: the
+        // series could never look anomalous again.
+        if !(record.is_finite() && record >= 0.0) {
+            return Err(SavedError::Malformed(
+                "the record is not a finite, non-negative number",
+            ));
+        }
         let count = usize::from(u16::from_le_bytes(r.array("model count")?));
         let mut body = Bytes(r.take(count * MODEL_BYTES, "models")?);
         let mut models = Vec::with_capacity(count);
@@ -269,9 +276,16 @@ impl Saved {
             let trained_ts = i64::from_le_bytes(body.array("models")?);
             let lo = body.f64("models")?;
             let range = body.f64("models")?;
-            if !(scale > 0.0 && range > 0.0) {
+            if !(scale.is_finite() && scale > 0.0 && range.is_finite() && range > 0.0) {
                 return Err(SavedError::Malformed(
-                    "a model's scale or range is not positive",
+                    "a model's scale or range is not a positive number",
+                ));
+            }
+            // A NaN centroid or level would make every row look normal to
+            // the model, an infinite scale too.
+            if !centroids.iter().flatten().all(|v| v.is_finite()) || !lo.is_finite() {
+                return Err(SavedError::Malformed(
+                    "a model's centroids or level are not finite",
                 ));
             }
             models.push(Model {
@@ -960,5 +974,24 @@ mod tests {
             "{:?}",
             Saved::decode(&zero)
         );
+        // Numbers no training writes, which would blind the series for good.
+        let record = 4 + 2 + params + 8;
+        let centroid = scale - K * DIM * 8;
+        for (at, v, says) in [
+            (record, f64::INFINITY, "record"),
+            (record, -1.0, "record"),
+            (centroid, f64::NAN, "centroids"),
+            (scale, f64::INFINITY, "scale"),
+            (scale + 4 * 8, f64::NAN, "level"),
+            (scale + 5 * 8, f64::INFINITY, "range"),
+        ] {
+            let mut bad = bytes.clone();
+            bad[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            assert!(
+                matches!(Saved::decode(&bad), Err(SavedError::Malformed(m)) if m.contains(says)),
+                "{v} at byte {at}: {:?}",
+                Saved::decode(&bad)
+            );
+        }
     }
 }
