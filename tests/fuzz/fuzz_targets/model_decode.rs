@@ -24,7 +24,9 @@ fn trained() -> &'static [u8] {
         for i in 0..1100 {
             d.score((i as f64 / 9.0).sin() * 20.0 + (i % 7) as f64);
         }
-        d.save().expect("a detector past its warm-up has models").encode()
+        d.save()
+            .expect("a detector past its warm-up has models")
+            .encode()
     })
 }
 
