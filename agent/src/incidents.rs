@@ -212,8 +212,21 @@ impl Incidents {
                 i.severity = r.severity;
             }
             if i.title != r.title {
-                i.history
-                    .push(event(now, AGENT, &format!("updated: {}", r.title)));
+                let update = event(now, AGENT, &format!("updated: {}", r.title));
+                // A title that follows the numbers (a fill rate, the series
+                // in an episode) changes at nearly every evaluation: the
+                // latest update takes the place of the one just before it,
+                // and goes out again with its new text, rather than the
+                // history (and every save and export of it) growing by an
+                // event a minute for as long as the incident lasts.
+                match i.history.last_mut() {
+                    Some(last) if last.by == AGENT && last.what.starts_with("updated: ") => {
+                        *last = update;
+                        let n = i.history.len() - 1;
+                        self.queued.entry(id).and_modify(|q| *q = (*q).min(n));
+                    }
+                    _ => i.history.push(update),
+                }
                 i.title = r.title;
             }
             i.signals = signals;
@@ -524,5 +537,57 @@ mod tests {
         assert_eq!(again.list(true).len(), 2);
         assert_eq!(again.active_id("disk:/"), Some(next));
         assert_eq!(again.get(id).unwrap().history.len(), 7);
+    }
+
+    #[test]
+    fn a_title_that_follows_the_numbers_keeps_one_update_and_exports_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        store.lock().enable_outbox().unwrap();
+        let mut book = Incidents::open(store.clone(), 60_000).unwrap();
+        let full_in = |hours: u32| Raise {
+            title: format!("/ full in about {hours} h"),
+            ..raise("disk:/", Severity::Warning)
+        };
+        // Three days of a rule re-evaluated every minute, its estimate
+        // changing each time.
+        let id = book.raise(full_in(72), 0).unwrap();
+        for minute in 1..=3 * 24 * 60 {
+            book.raise(full_in(72 - minute / 60), i64::from(minute) * 60_000)
+                .unwrap();
+        }
+        book.clear("disk:/", "space freed", 1 << 40).unwrap();
+        book.raise(full_in(5), (1 << 40) + 1).unwrap();
+        let i = book.get(id).unwrap();
+        let what: Vec<&str> = i.history.iter().map(|e| e.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                "opened: / full in about 72 h",
+                "updated: / full in about 0 h",
+                "cleared: space freed",
+                "returned: the condition is back",
+                "updated: / full in about 5 h",
+            ]
+        );
+        assert_eq!(i.history[1].at, 3 * 24 * 60 * 60_000);
+        // Every change still went out, each with the incident as it was.
+        let sent = store.lock().outbox_after(0, usize::MAX).unwrap();
+        let changes: Vec<String> = sent
+            .iter()
+            .map(|(_, json)| match serde_json::from_slice(json).unwrap() {
+                crate::export::Outgoing::Incident { change, incident } => {
+                    assert!(incident.history.len() <= 5);
+                    change.what
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let titles = changes
+            .iter()
+            .filter(|c| c.starts_with("updated: "))
+            .count();
+        assert_eq!(changes.len(), 1 + titles + 2);
+        assert_eq!(titles, 72 + 1, "one update for each new estimate");
     }
 }
