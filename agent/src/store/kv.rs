@@ -46,6 +46,12 @@ fn release_replaced() {
     }
 }
 
+/// Whether sled refused to open for its lock file being held; it says so in
+/// words only (an `Other` error, its message naming the lock).
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().starts_with("could not acquire lock")
+}
+
 fn engine(e: sled::Error) -> StoreError {
     match e {
         // Kept as I/O, so that a full disk is told from a broken engine.
@@ -58,16 +64,28 @@ fn engine(e: sled::Error) -> StoreError {
 }
 
 impl Kv {
+    /// Opens the engine. The caller holds the data directory's lock, so
+    /// sled's own file lock can only be held by an engine this process has
+    /// just dropped: sled's drop returns before its threads let go of the
+    /// file (spacejam/sled#1289), and a store reopened at once, as after a
+    /// restart in place, waits that moment out (up to two seconds).
     pub fn open(path: &Path, cache_capacity: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_capacity)
             .mode(sled::Mode::LowSpace)
             // Durability is ours to decide: the store flushes after each seal.
-            .flush_every_ms(None)
-            .open()
-            .map_err(engine)?;
-        Ok(Self { db })
+            .flush_every_ms(None);
+        let mut tries = 0;
+        loop {
+            match config.open() {
+                Err(sled::Error::Io(e)) if tries < 200 && is_lock_held(&e) => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                out => return Ok(Self { db: out.map_err(engine)? }),
+            }
+        }
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

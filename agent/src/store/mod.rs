@@ -1205,6 +1205,41 @@ mod tests {
     }
 
     #[test]
+    fn a_store_reopened_while_the_engine_still_lets_go_waits_for_it() {
+        // sled's drop returns a moment before its threads let go of its lock
+        // file: here that moment is held open on purpose, then for good.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let id = store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+        store
+            .append(&[Sample {
+                series: id,
+                ts: 1000,
+                value: 1.0,
+            }])
+            .unwrap();
+        store.close().unwrap();
+        let engine_lock = || {
+            let file = std::fs::File::open(dir.path().join("db").join("db")).unwrap();
+            file.lock().unwrap();
+            file
+        };
+        let held = engine_lock();
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        let store = Store::open(dir.path(), opts()).unwrap();
+        assert_eq!(raw(&store, id, 0, i64::MAX), vec![(1000, 1.0)]);
+        letting_go.join().unwrap();
+        drop(store);
+
+        let _held_for_good = engine_lock();
+        let err = Store::open(dir.path(), opts()).unwrap_err().to_string();
+        assert!(err.contains("could not acquire lock"), "{err}");
+    }
+
+    #[test]
     fn an_unknown_format_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path(), opts()).unwrap());
