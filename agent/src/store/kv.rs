@@ -83,7 +83,11 @@ impl Kv {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                out => return Ok(Self { db: out.map_err(engine)? }),
+                out => {
+                    return Ok(Self {
+                        db: out.map_err(engine)?,
+                    });
+                }
             }
         }
     }

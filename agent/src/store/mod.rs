@@ -716,13 +716,11 @@ impl Store {
         let mut sealed: BTreeMap<(u8, i64), Sealed> = BTreeMap::new();
         for (i, state) in self.series.iter_mut().enumerate() {
             let id = SeriesId(i as u32);
-            if let Some(first) = state.head.first_ts() {
-                let window = floor_to(first, self.window_ms);
-                sealed
-                    .entry((0, window))
-                    .or_default()
-                    .push((chunk_key(0, window, id, first), state.head.to_bytes()));
-            }
+            done.extend(
+                state
+                    .head_chunks(self.window_ms)
+                    .map_err(|e| StoreError::Corrupt(format!("head of series {id}: {e}")))?,
+            );
             state.close_rollups(until, &mut done);
             for c in done.drain(..) {
                 sealed
@@ -1284,6 +1282,51 @@ mod tests {
             }
         );
         assert_eq!(raw(&store, id, 0, 2000), vec![(1000, 1.0)]);
+    }
+
+    #[test]
+    fn a_sample_taken_for_a_window_gone_quiet_is_found_once_sealed() {
+        // After the clock has sealed a window, the next window opens with the
+        // first sample to come; another series may still report for a quiet
+        // window in between, and its head then spans windows when sealed.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let a = store.register(SeriesDesc::gauge(key("a"), "1")).unwrap();
+        let b = store.register(SeriesDesc::gauge(key("b"), "1")).unwrap();
+        let s = |series, ts, value| Sample { series, ts, value };
+        store.append(&[s(a, 1000, 1.0), s(b, 1000, 1.0)]).unwrap();
+        assert!(store.maintain(11 * MIN + 1000).unwrap().sealed);
+        // Window 30-40 min opens; b reports late for minute 15, then on time.
+        store.append(&[s(a, 31 * MIN, 2.0)]).unwrap();
+        let r = store
+            .append(&[s(b, 15 * MIN, 3.0), s(b, 32 * MIN, 4.0)])
+            .unwrap();
+        assert_eq!(r.accepted, 2);
+        let want = vec![(15 * MIN, 3.0), (32 * MIN, 4.0)];
+        assert_eq!(raw(&store, b, 10 * MIN, 40 * MIN), want);
+        // The next window seals them.
+        store.append(&[s(a, 41 * MIN, 5.0)]).unwrap();
+        assert_eq!(raw(&store, b, 10 * MIN, 40 * MIN), want);
+        assert_eq!(raw(&store, b, 30 * MIN, 40 * MIN), want[1..]);
+        assert_eq!(raw(&store, b, 12 * MIN, 20 * MIN), want[..1]);
+        assert_eq!(
+            stepped(
+                &store,
+                b,
+                30 * MIN,
+                40 * MIN - 1,
+                10 * MIN,
+                Aggregation::Max
+            ),
+            vec![(30 * MIN, 4.0)]
+        );
+        store.close().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        assert_eq!(raw(&store, b, 30 * MIN, 40 * MIN), want[1..]);
+        assert_eq!(
+            raw(&store, b, 0, 40 * MIN),
+            [vec![(1000, 1.0)], want].concat()
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub const ROLLUP_BLOCK: usize = 16;
 pub const ROLLUP_COLS: usize = 6;
 const SNAPSHOT_VERSION: u8 = 1;
 
-/// A rollup chunk whose window is over, ready to be written.
+/// A chunk whose window is over (raw, tier 0, or a rollup), ready to be written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedChunk {
     pub tier: u8,
@@ -191,6 +191,16 @@ impl TierState {
     }
 }
 
+/// A raw chunk of `enc`'s samples, filed under `window`, if it has any.
+fn raw_piece(enc: &ChunkEncoder, window: i64) -> Option<FinishedChunk> {
+    enc.first_ts().map(|first_ts| FinishedChunk {
+        tier: 0,
+        window,
+        first_ts,
+        bytes: enc.to_bytes(),
+    })
+}
+
 /// Everything in memory for one series.
 #[derive(Debug, Clone)]
 pub struct SeriesState {
@@ -259,6 +269,43 @@ impl SeriesState {
         for tier in &mut self.tiers {
             tier.finish_window(until, done);
         }
+    }
+
+    /// The head as raw chunks, one for each window it has samples in, so
+    /// that every chunk lies within the window it is filed under, where
+    /// reads look for it. A head spans windows only when the series
+    /// reported late for a window the clock had already left (the next
+    /// window opens with the first sample to come, from any series); that
+    /// head is decoded and cut.
+    pub fn head_chunks(&self, window_ms: i64) -> Result<Vec<FinishedChunk>, CodecError> {
+        let (Some(first), Some(last)) = (self.head.first_ts(), self.head.last_ts()) else {
+            return Ok(Vec::new());
+        };
+        let window = floor_to(first, window_ms);
+        if floor_to(last, window_ms) == window {
+            return Ok(vec![FinishedChunk {
+                tier: 0,
+                window,
+                first_ts: first,
+                bytes: self.head.to_bytes(),
+            }]);
+        }
+        let decoded = self.head.decode()?;
+        let values = decoded.cols.first().ok_or(CodecError::Truncated)?;
+        let mut out = Vec::new();
+        let mut piece = ChunkEncoder::new(1, RAW_BLOCK);
+        let mut at = window;
+        for (&ts, &value) in decoded.ts.iter().zip(values) {
+            let w = floor_to(ts, window_ms);
+            if w != at {
+                out.extend(raw_piece(&piece, at));
+                piece = ChunkEncoder::new(1, RAW_BLOCK);
+                at = w;
+            }
+            piece.push(ts, &[value]);
+        }
+        out.extend(raw_piece(&piece, at));
+        Ok(out)
     }
 
     pub fn heap_bytes(&self) -> usize {
