@@ -3,7 +3,8 @@
 //! that follows a flush), checked against a plain in-memory model.
 //!
 //! What must hold after every step:
-//! - a raw range query returns exactly the model's samples in that range;
+//! - a raw range query returns exactly the model's samples in that range
+//!   (and at the end, each window's read on its own);
 //! - a stepped query (avg, min, max, last at 10 s, 1 min and 1 h steps)
 //!   equals the model's samples aggregated by hand, whichever tier answers;
 //! - late samples are refused and counted, never stored.
@@ -140,6 +141,46 @@ impl Harness {
         lo + ((hi - lo) as i128 * i128::from(frac) / i128::from(u16::MAX)) as i64
     }
 
+    /// A raw read of `[a, b]` returns exactly the model's samples there.
+    fn check_raw(&mut self, series: usize, a: i64, b: i64) {
+        let id = self.ids[series];
+        let got: Vec<(i64, f64)> = self
+            .store()
+            .query(&Query {
+                series: id,
+                start: a,
+                end: b,
+                step: None,
+                agg: Aggregation::Last,
+            })
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.ts, p.value))
+            .collect();
+        let want: Vec<(i64, f64)> = self.model[series]
+            .range(a..=b)
+            .map(|(&t, &v)| (t, v))
+            .collect();
+        assert_eq!(got.len(), want.len(), "raw [{a}, {b}] of series {series}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                g.0 == w.0 && g.1.to_bits() == w.1.to_bits(),
+                "{g:?} != {w:?}"
+            );
+        }
+    }
+
+    /// Every window that holds samples, read on its own, gives them all.
+    fn check_each_window(&mut self, series: usize) {
+        let windows: std::collections::BTreeSet<i64> = self.model[series]
+            .keys()
+            .map(|t| t - t.rem_euclid(WINDOW_MS))
+            .collect();
+        for w in windows {
+            self.check_raw(series, w, w + WINDOW_MS - 1);
+        }
+    }
+
     fn apply(&mut self, op: &Op) {
         match *op {
             Op::Append {
@@ -224,31 +265,7 @@ impl Harness {
             }
             Op::QueryRaw { series, a, b } => {
                 let (a, b) = (self.at(a.min(b)), self.at(a.max(b)));
-                let id = self.ids[series];
-                let got: Vec<(i64, f64)> = self
-                    .store()
-                    .query(&Query {
-                        series: id,
-                        start: a,
-                        end: b,
-                        step: None,
-                        agg: Aggregation::Last,
-                    })
-                    .unwrap()
-                    .into_iter()
-                    .map(|p| (p.ts, p.value))
-                    .collect();
-                let want: Vec<(i64, f64)> = self.model[series]
-                    .range(a..=b)
-                    .map(|(&t, &v)| (t, v))
-                    .collect();
-                assert_eq!(got.len(), want.len(), "raw [{a}, {b}] of series {series}");
-                for (g, w) in got.iter().zip(&want) {
-                    assert!(
-                        g.0 == w.0 && g.1.to_bits() == w.1.to_bits(),
-                        "{g:?} != {w:?}"
-                    );
-                }
+                self.check_raw(series, a, b);
             }
             Op::QueryStep {
                 series,
@@ -326,6 +343,7 @@ proptest! {
         h.apply(&Op::Reopen { clean: false });
         for series in 0..SERIES {
             h.apply(&Op::QueryRaw { series, a: 0, b: u16::MAX });
+            h.check_each_window(series);
         }
     }
 }
