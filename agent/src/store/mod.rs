@@ -716,11 +716,9 @@ impl Store {
         let mut sealed: BTreeMap<(u8, i64), Sealed> = BTreeMap::new();
         for (i, state) in self.series.iter_mut().enumerate() {
             let id = SeriesId(i as u32);
-            done.extend(
-                state
-                    .head_chunks(self.window_ms)
-                    .map_err(|e| StoreError::Corrupt(format!("head of series {id}: {e}")))?,
-            );
+            state
+                .close_head(self.window_ms, &mut done)
+                .map_err(|e| StoreError::Corrupt(format!("head of series {id}: {e}")))?;
             state.close_rollups(until, &mut done);
             for c in done.drain(..) {
                 sealed

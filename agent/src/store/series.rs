@@ -271,41 +271,40 @@ impl SeriesState {
         }
     }
 
-    /// The head as raw chunks, one for each window it has samples in, so
-    /// that every chunk lies within the window it is filed under, where
-    /// reads look for it. A head spans windows only when the series
-    /// reported late for a window the clock had already left (the next
-    /// window opens with the first sample to come, from any series); that
-    /// head is decoded and cut.
-    pub fn head_chunks(&self, window_ms: i64) -> Result<Vec<FinishedChunk>, CodecError> {
+    /// Moves the head, as raw chunks, to `done`: one for each window it has
+    /// samples in, so that every chunk lies within the window it is filed
+    /// under, where reads look for it. A head spans windows only when the
+    /// series reported late for a window the clock had already left (the
+    /// next window opens with the first sample to come, from any series);
+    /// that head is decoded and cut. The head itself is left as it is.
+    pub fn close_head(
+        &self,
+        window_ms: i64,
+        done: &mut Vec<FinishedChunk>,
+    ) -> Result<(), CodecError> {
         let (Some(first), Some(last)) = (self.head.first_ts(), self.head.last_ts()) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let window = floor_to(first, window_ms);
         if floor_to(last, window_ms) == window {
-            return Ok(vec![FinishedChunk {
-                tier: 0,
-                window,
-                first_ts: first,
-                bytes: self.head.to_bytes(),
-            }]);
+            done.extend(raw_piece(&self.head, window));
+            return Ok(());
         }
         let decoded = self.head.decode()?;
         let values = decoded.cols.first().ok_or(CodecError::Truncated)?;
-        let mut out = Vec::new();
         let mut piece = ChunkEncoder::new(1, RAW_BLOCK);
         let mut at = window;
         for (&ts, &value) in decoded.ts.iter().zip(values) {
             let w = floor_to(ts, window_ms);
             if w != at {
-                out.extend(raw_piece(&piece, at));
+                done.extend(raw_piece(&piece, at));
                 piece = ChunkEncoder::new(1, RAW_BLOCK);
                 at = w;
             }
             piece.push(ts, &[value]);
         }
-        out.extend(raw_piece(&piece, at));
-        Ok(out)
+        done.extend(raw_piece(&piece, at));
+        Ok(())
     }
 
     pub fn heap_bytes(&self) -> usize {
