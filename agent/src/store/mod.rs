@@ -38,9 +38,11 @@
 //!   'M' "sealed_until"            -> i64le  every sample before it is in a chunk
 //!   'M' "snapshot"                -> u64le  the snapshot generation that matches the index
 //!   'S' series:u32be              -> JSON SeriesDesc (name, labels, kind, unit, precision)
-//!   'C' tier:u8 window:u64be series:u32be first_ts:u64be (of the chunk's first row)
-//!                                 -> offset:u64le len:u32le crc32:u32le of the chunk
-//!                                    (see codec.rs) in the tier's block file for that window
+//!   'C' tier:u8 window:u64be offset:u64be (of the first chunk of one append to the
+//!                                 tier's block file for that window: a seal's, mostly)
+//!                                 -> for each chunk of that append (see codec.rs),
+//!                                    series:u32le first_ts:i64le (of its first row)
+//!                                    offset:u64le len:u32le crc32:u32le (see index.rs)
 //!        tier 0 raw samples,   window 30 min (more than one chunk if the agent restarted)
 //!        tier 1 1-minute rows, window 6 h    (min, max, sum, count, last, span)
 //!        tier 2 1-hour rows,   window 7 d
@@ -62,6 +64,7 @@
 
 mod blocks;
 pub mod codec;
+mod index;
 mod kv;
 mod lock;
 mod outbox;
@@ -82,16 +85,18 @@ use ward_shared::{Sample, SeriesDesc, SeriesId, SeriesKey, TimestampMs};
 pub use query::{Aggregation, Point, Query};
 pub use series::{TIER_1H, TIER_1M, Tier};
 
-use blocks::{BlockFiles, ChunkRef, ENTRY_LEN, ReadFailure};
+use blocks::{BlockFiles, ReadFailure};
 use codec::{decode_chunk, round_to};
+use index::{Entry, KEY_LEN, RECORD_LEN, group_key, window_prefix};
 use kv::{Kv, KvBatch};
 use lock::DirLock;
 use series::{FinishedChunk, ROLLUP_TIERS, SeriesState, floor_to};
 use snapshot::SnapshotFiles;
 use wal::Wal;
 
-/// The on-disk format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format written by this build. 2: the chunk index has one
+/// entry per append, not per chunk (format 1 is converted at open).
+pub const FORMAT_VERSION: u32 = 2;
 
 const META_FORMAT: &[u8] = b"Mformat";
 const META_SEALED: &[u8] = b"Msealed_until";
@@ -268,40 +273,64 @@ fn quarantined_chunks(dir: &Path) -> u64 {
     })
 }
 
-fn be_ts(ts: i64) -> [u8; 8] {
-    ((ts as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn from_be_ts(b: &[u8]) -> i64 {
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(&b[..8]);
-    (u64::from_be_bytes(raw) ^ (1 << 63)) as i64
-}
-
-fn chunk_prefix(tier: u8, window: i64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(22);
-    k.push(b'C');
-    k.push(tier);
-    k.extend_from_slice(&be_ts(window));
-    k
-}
-
-fn series_chunk_prefix(tier: u8, window: i64, series: SeriesId) -> Vec<u8> {
-    let mut k = chunk_prefix(tier, window);
-    k.extend_from_slice(&series.0.to_be_bytes());
-    k
-}
-
-fn chunk_key(tier: u8, window: i64, series: SeriesId, first_ts: i64) -> Vec<u8> {
-    let mut k = series_chunk_prefix(tier, window, series);
-    k.extend_from_slice(&be_ts(first_ts));
-    k
-}
-
 /// Lowers a tier's oldest timestamp to `first_ts` if that is older.
 fn note_oldest(oldest: &mut [Option<i64>; 3], tier: u8, first_ts: i64) {
     let slot = &mut oldest[usize::from(tier)];
     *slot = Some(slot.map_or(first_ts, |o| o.min(first_ts)));
+}
+
+/// Converts a format 1 chunk index (an entry per chunk) to this format's
+/// entry per window (see index.rs), a window at a time: each window's batch
+/// removes its old entries and writes the new one, so that a conversion cut
+/// short goes on from where it stopped at the next open. The format version
+/// is written last.
+fn convert_index_v1(kv: &Kv) -> Result<(), StoreError> {
+    fn write(
+        kv: &Kv,
+        window: Option<(u8, i64)>,
+        old: &mut Vec<(Vec<u8>, Entry)>,
+    ) -> Result<(), StoreError> {
+        let Some((tier, window)) = window else {
+            return Ok(());
+        };
+        old.sort_by_key(|(_, e)| e.at.offset);
+        let entries: Vec<Entry> = old.iter().map(|(_, e)| *e).collect();
+        let mut batch = KvBatch::default();
+        for (key, _) in old.drain(..) {
+            batch.remove(&key);
+        }
+        if let Some(first) = entries.first() {
+            batch.insert(
+                &group_key(tier, window, first.at.offset),
+                &index::encode_group(&entries),
+            );
+        }
+        kv.apply(batch)
+    }
+    let (mut current, mut old, mut converted) = (None, Vec::new(), 0u64);
+    for item in kv.scan_prefix(b"C") {
+        let (key, value) = item?;
+        if index::key_window(&key).is_some() {
+            continue; // converted already, by an open that was cut short
+        }
+        let (tier, window, entry) = index::legacy_entry(&key, &value).ok_or_else(|| {
+            StoreError::Corrupt("a format 1 chunk index entry is malformed".into())
+        })?;
+        if current != Some((tier, window)) {
+            write(kv, current, &mut old)?;
+            current = Some((tier, window));
+        }
+        old.push((key, entry));
+        converted += 1;
+    }
+    write(kv, current, &mut old)?;
+    kv.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+    kv.flush()?;
+    info!(
+        chunks = converted,
+        "converted the chunk index from format 1"
+    );
+    Ok(())
 }
 
 fn id_key(tag: u8, series: SeriesId) -> [u8; 5] {
@@ -373,7 +402,9 @@ impl Store {
                 let found = <[u8; 4]>::try_from(v.as_slice())
                     .map(u32::from_le_bytes)
                     .map_err(|_| StoreError::Corrupt("format version is not 4 bytes".into()))?;
-                if found != FORMAT_VERSION {
+                if found == 1 {
+                    convert_index_v1(&kv)?;
+                } else if found != FORMAT_VERSION {
                     return Err(StoreError::UnknownFormat {
                         what: format!("data directory {}", dir.display()),
                         found,
@@ -486,16 +517,21 @@ impl Store {
         let mut ends: BTreeMap<(u8, i64), u64> = BTreeMap::new();
         for item in self.kv.scan_prefix(b"C") {
             let (k, v) = item?;
-            let at = ChunkRef::decode(&v)
-                .filter(|_| k.len() == 22)
-                .ok_or_else(|| {
-                    StoreError::Corrupt("a chunk index entry has the wrong length".into())
-                })?;
-            let tw = (k[1], from_be_ts(&k[2..10]));
-            *self.sizes.entry(tw).or_default() += (k.len() + ENTRY_LEN) as u64 + u64::from(at.len);
-            note_oldest(&mut self.oldest_on_disk, k[1], from_be_ts(&k[14..22]));
-            let end = ends.entry(tw).or_default();
-            *end = (*end).max(at.end());
+            let (Some((tier, window)), Some(entries)) =
+                (index::key_window(&k), index::decode_group(&v))
+            else {
+                return Err(StoreError::Corrupt(
+                    "a chunk index entry has the wrong length".into(),
+                ));
+            };
+            let size = self.sizes.entry((tier, window)).or_default();
+            let end = ends.entry((tier, window)).or_default();
+            *size += KEY_LEN as u64;
+            for e in entries {
+                *size += RECORD_LEN as u64 + u64::from(e.at.len);
+                *end = (*end).max(e.at.end());
+                note_oldest(&mut self.oldest_on_disk, tier, e.first_ts);
+            }
         }
         for (&(tier, window), &end) in &ends {
             self.blocks.truncate_unindexed(tier, window, end)?;
@@ -603,18 +639,42 @@ impl Store {
         done: Vec<FinishedChunk>,
     ) -> Result<(), StoreError> {
         for c in done {
-            let key = chunk_key(c.tier, c.window, series, c.first_ts);
-            for at in self
+            let entries: Vec<Entry> = self
                 .blocks
                 .append(c.tier, c.window, &[c.bytes.as_slice()])?
-            {
-                self.kv.insert(&key, &at.encode())?;
-                *self.sizes.entry((c.tier, c.window)).or_default() +=
-                    (key.len() + ENTRY_LEN) as u64 + u64::from(at.len);
+                .into_iter()
+                .map(|at| Entry {
+                    series,
+                    first_ts: c.first_ts,
+                    at,
+                })
+                .collect();
+            if let Some((key, value)) = self.index_group(c.tier, c.window, &entries) {
+                self.kv.insert(&key, &value)?;
             }
-            note_oldest(&mut self.oldest_on_disk, c.tier, c.first_ts);
         }
         Ok(())
+    }
+
+    /// The index entry of one append's chunks (see index.rs), counted in
+    /// the window's size and the tier's oldest timestamp; `None` for none.
+    fn index_group(
+        &mut self,
+        tier: u8,
+        window: i64,
+        entries: &[Entry],
+    ) -> Option<([u8; KEY_LEN], Vec<u8>)> {
+        let first = entries.first()?;
+        let size = self.sizes.entry((tier, window)).or_default();
+        *size += KEY_LEN as u64;
+        for e in entries {
+            *size += RECORD_LEN as u64 + u64::from(e.at.len);
+            note_oldest(&mut self.oldest_on_disk, tier, e.first_ts);
+        }
+        Some((
+            group_key(tier, window, first.at.offset),
+            index::encode_group(entries),
+        ))
     }
 
     /// Stores a document (an incident, a job run) under `key` in
@@ -711,8 +771,8 @@ impl Store {
     fn seal_now(&mut self, until: i64) -> Result<(), StoreError> {
         let mut batch = KvBatch::default();
         let mut done = Vec::new();
-        // Chunks by (tier, window): their index keys and bytes.
-        type Sealed = Vec<(Vec<u8>, Vec<u8>)>;
+        // Chunks by (tier, window): their series, first timestamps and bytes.
+        type Sealed = Vec<(SeriesId, i64, Vec<u8>)>;
         let mut sealed: BTreeMap<(u8, i64), Sealed> = BTreeMap::new();
         for (i, state) in self.series.iter_mut().enumerate() {
             let id = SeriesId(i as u32);
@@ -724,21 +784,27 @@ impl Store {
                 sealed
                     .entry((c.tier, c.window))
                     .or_default()
-                    .push((chunk_key(c.tier, c.window, id, c.first_ts), c.bytes));
+                    .push((id, c.first_ts, c.bytes));
             }
         }
         // Chunk bytes first, synced; then the index that points at them.
         let mut chunks = 0usize;
         for (&(tier, window), group) in &sealed {
-            let bytes: Vec<&[u8]> = group.iter().map(|(_, b)| b.as_slice()).collect();
+            let bytes: Vec<&[u8]> = group.iter().map(|(_, _, b)| b.as_slice()).collect();
             let refs = self.blocks.append(tier, window, &bytes)?;
-            for ((key, _), at) in group.iter().zip(refs) {
-                batch.insert(key, &at.encode());
-                note_oldest(&mut self.oldest_on_disk, tier, from_be_ts(&key[14..22]));
-                *self.sizes.entry((tier, window)).or_default() +=
-                    (key.len() + ENTRY_LEN) as u64 + u64::from(at.len);
+            let entries: Vec<Entry> = group
+                .iter()
+                .zip(refs)
+                .map(|(&(series, first_ts, _), at)| Entry {
+                    series,
+                    first_ts,
+                    at,
+                })
+                .collect();
+            if let Some((key, value)) = self.index_group(tier, window, &entries) {
+                batch.insert(&key, &value);
             }
-            chunks += group.len();
+            chunks += entries.len();
         }
         let generation = self.snapshot_generation + 1;
         let states: Vec<(u32, Vec<u8>)> = self
@@ -845,7 +911,7 @@ impl Store {
 
     fn drop_window(&mut self, tier: u8, window: i64) -> Result<u64, StoreError> {
         let mut batch = KvBatch::default();
-        for item in self.kv.scan_prefix(&chunk_prefix(tier, window)) {
+        for item in self.kv.scan_prefix(&window_prefix(tier, window)) {
             batch.remove(&item?.0);
         }
         self.kv.apply(batch)?;
@@ -865,10 +931,10 @@ impl Store {
             .map(|(&(_, w), _)| w);
         self.oldest_on_disk[usize::from(tier)] = None;
         if let Some(w) = next {
-            for item in self.kv.scan_prefix(&chunk_prefix(tier, w)) {
-                let (k, _) = item?;
-                if k.len() == 22 {
-                    note_oldest(&mut self.oldest_on_disk, tier, from_be_ts(&k[14..22]));
+            for item in self.kv.scan_prefix(&window_prefix(tier, w)) {
+                let (_, v) = item?;
+                for e in index::decode_group(&v).into_iter().flatten() {
+                    note_oldest(&mut self.oldest_on_disk, tier, e.first_ts);
                 }
             }
         }
@@ -930,9 +996,8 @@ impl Store {
             .map(|(&(_, w), _)| w)
             .collect();
         for w in windows {
-            for item in self.kv.scan_prefix(&series_chunk_prefix(0, w, series)) {
-                let (key, entry) = item?;
-                self.chunk_rows(0, w, &key, &entry, (from, to), |ts, row| each(ts, row[0]));
+            for (group, entry) in self.window_chunks(0, w, series)? {
+                self.chunk_rows(0, w, group, &entry, (from, to), |ts, row| each(ts, row[0]));
             }
         }
         if state.head.first_ts().is_some_and(|f| f <= to) {
@@ -969,9 +1034,8 @@ impl Store {
             .map(|(&(_, w), _)| w)
             .collect();
         for w in windows {
-            for item in self.kv.scan_prefix(&series_chunk_prefix(tier, w, series)) {
-                let (key, entry) = item?;
-                self.chunk_rows(tier, w, &key, &entry, (from, to), &mut each);
+            for (group, entry) in self.window_chunks(tier, w, series)? {
+                self.chunk_rows(tier, w, group, &entry, (from, to), &mut each);
             }
         }
         let building = &state.tiers[usize::from(tier) - 1].enc;
@@ -992,29 +1056,61 @@ impl Store {
         Ok(())
     }
 
-    /// The rows of the chunk at `key` that start within `[from, to]`. A
-    /// chunk that cannot be trusted gives none: it is counted, logged and
-    /// quarantined, so that one bad chunk never takes the rest of the series
-    /// down with it.
+    /// The chunks of `series` in a tier's window, in time order, each with
+    /// the offset that names its index group. A group that does not decode
+    /// is taken out of the index (quarantined, with nothing to keep).
+    fn window_chunks(
+        &self,
+        tier: u8,
+        window: i64,
+        series: SeriesId,
+    ) -> Result<Vec<(u64, Entry)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.kv.scan_prefix(&window_prefix(tier, window)) {
+            let (key, value) = item?;
+            let group = key
+                .get(10..KEY_LEN)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes);
+            match (group, index::decode_group(&value)) {
+                (Some(group), Some(entries)) => {
+                    found.extend(entries.filter(|e| e.series == series).map(|e| (group, e)))
+                }
+                (Some(group), None) => {
+                    self.quarantine(tier, window, group, None, None, "bad index entry")
+                }
+                (None, _) => {
+                    return Err(StoreError::Corrupt(
+                        "a chunk index key has the wrong length".into(),
+                    ));
+                }
+            }
+        }
+        found.sort_by_key(|(_, e)| e.first_ts);
+        Ok(found)
+    }
+
+    /// The rows of the chunk `entry` (indexed in the group at `group`) that
+    /// start within `[from, to]`. A chunk that cannot be trusted gives none:
+    /// it is counted, logged and quarantined, so that one bad chunk never
+    /// takes the rest of the series down with it.
     fn chunk_rows(
         &self,
         tier: u8,
         window: i64,
-        key: &[u8],
-        entry: &[u8],
+        group: u64,
+        entry: &Entry,
         (from, to): (i64, i64),
         mut each: impl FnMut(i64, &[f64]),
     ) {
-        let bytes = match ChunkRef::decode(entry).map(|at| self.blocks.read(tier, window, at)) {
-            Some(Ok(bytes)) => bytes,
-            Some(Err(ReadFailure::Checksum(bytes))) => {
-                return self.quarantine(tier, window, key, Some(&bytes), "checksum mismatch");
-            }
-            Some(Err(ReadFailure::Missing(why))) => {
-                return self.quarantine(tier, window, key, None, &why);
-            }
-            None => return self.quarantine(tier, window, key, None, "bad index entry"),
-            Some(Err(ReadFailure::Io(why))) => {
+        let bad = |bytes: Option<&[u8]>, why: &str| {
+            self.quarantine(tier, window, group, Some(entry), bytes, why);
+        };
+        let bytes = match self.blocks.read(tier, window, entry.at) {
+            Ok(bytes) => bytes,
+            Err(ReadFailure::Checksum(bytes)) => return bad(Some(&bytes), "checksum mismatch"),
+            Err(ReadFailure::Missing(why)) => return bad(None, &why),
+            Err(ReadFailure::Io(why)) => {
                 // Perhaps passing (permissions, a flaky device): skipped this
                 // time, but left in place.
                 self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
@@ -1024,7 +1120,7 @@ impl Store {
         };
         let chunk = match decode_chunk(&bytes) {
             Ok(chunk) => chunk,
-            Err(e) => return self.quarantine(tier, window, key, Some(&bytes), &e.to_string()),
+            Err(e) => return bad(Some(&bytes), &e.to_string()),
         };
         let mut row = vec![0.0; chunk.cols.len()];
         for (i, &ts) in chunk.ts.iter().enumerate() {
@@ -1043,22 +1139,32 @@ impl Store {
 
     /// Takes a damaged chunk out of service: its bytes (when there are any)
     /// are copied to `<data dir>/quarantine/` for a person to look at, its
-    /// index entry is removed so that no later read trips on it, and it is
-    /// counted and logged. The block file is left as it is (block files are
-    /// never rewritten; retention deletes the window's file whole).
-    fn quarantine(&self, tier: u8, window: i64, key: &[u8], bytes: Option<&[u8]>, why: &str) {
+    /// record is removed from its index group (the whole group, when that
+    /// does not decode: `entry` is `None`) so that no later read trips on
+    /// it, and it is counted and logged. The block file is left as it is
+    /// (block files are never rewritten; retention deletes the window's file
+    /// whole).
+    fn quarantine(
+        &self,
+        tier: u8,
+        window: i64,
+        group: u64,
+        entry: Option<&Entry>,
+        bytes: Option<&[u8]>,
+        why: &str,
+    ) {
         self.chunks_unreadable.fetch_add(1, Ordering::Relaxed);
         let dir = self.dir.join(QUARANTINE_DIR);
-        let name: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        let kept = bytes.map(|bytes| {
-            let path = dir.join(format!("{tier}-{window}-{name}.chunk"));
+        let kept = bytes.zip(entry).map(|(bytes, e)| {
+            let path = dir.join(format!(
+                "{tier}-{window}-{}-{}-{}.chunk",
+                e.series, e.first_ts, e.at.offset
+            ));
             std::fs::create_dir_all(&dir)
                 .and_then(|()| std::fs::write(&path, bytes))
                 .map(|()| path)
         });
-        let mut batch = KvBatch::default();
-        batch.remove(key);
-        match (kept, self.kv.apply(batch)) {
+        match (kept, self.unindex(tier, window, group, entry)) {
             (Some(Err(e)), _) => warn!(
                 tier, window, error = %why, copy_failed = %e,
                 "skipping an unreadable chunk; it stays indexed, as it could not be copied aside"
@@ -1081,6 +1187,34 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Removes `entry` from its index group (the group goes when nothing is
+    /// left in it), or the whole group for `None`. The store is used under
+    /// one lock, so nothing writes the group between the read and the write.
+    fn unindex(
+        &self,
+        tier: u8,
+        window: i64,
+        group: u64,
+        entry: Option<&Entry>,
+    ) -> Result<(), StoreError> {
+        let key = group_key(tier, window, group);
+        let kept: Vec<Entry> = match (entry, self.kv.get(&key)?) {
+            (Some(entry), Some(value)) => index::decode_group(&value)
+                .into_iter()
+                .flatten()
+                .filter(|e| e != entry)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut batch = KvBatch::default();
+        if kept.is_empty() {
+            batch.remove(&key);
+        } else {
+            batch.insert(&key, &index::encode_group(&kept));
+        }
+        self.kv.apply(batch)
     }
 
     /// The first timestamp a tier holds, if any (a rollup row's is its start).
@@ -1246,7 +1380,93 @@ mod tests {
         }
         let err = Store::open(dir.path(), opts()).unwrap_err().to_string();
         assert!(err.contains("format version 7"), "{err}");
-        assert!(err.contains("reads version 1"), "{err}");
+        assert!(err.contains("reads version 2"), "{err}");
+    }
+
+    /// Rewrites the chunk index of the store in `dir` as format 1 wrote it
+    /// (an entry per chunk), but for the first `keep` groups, left as they
+    /// are (as an open cut short while converting leaves them).
+    fn write_format_1_index(dir: &Path, keep: usize) {
+        let kv = Kv::open(&dir.join("db"), 1 << 20).unwrap();
+        let groups: Vec<_> = kv.scan_prefix(b"C").map(Result::unwrap).collect();
+        assert!(groups.len() > keep + 2, "{} groups", groups.len());
+        let mut batch = KvBatch::default();
+        for (key, value) in &groups[keep..] {
+            let (tier, window) = index::key_window(key).unwrap();
+            for e in index::decode_group(value).unwrap() {
+                let mut old = window_prefix(tier, window).to_vec();
+                old.extend_from_slice(&e.series.0.to_be_bytes());
+                old.extend_from_slice(&index::be_ts(e.first_ts));
+                batch.insert(&old, &e.at.encode());
+            }
+            batch.remove(key);
+        }
+        batch.insert(META_FORMAT, &1u32.to_le_bytes());
+        kv.apply(batch).unwrap();
+        kv.flush().unwrap();
+    }
+
+    #[test]
+    fn a_format_1_directory_is_converted_and_answers_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let ids: Vec<SeriesId> = ["a", "b", "c"]
+            .map(|n| store.register(SeriesDesc::gauge(key(n), "1")).unwrap())
+            .to_vec();
+        // Six hours, a sample every 2 s: 36 raw windows and a 6-hour window
+        // of minute rows; the restart half-way gives windows a second append.
+        for half in 0..2i64 {
+            let samples: Vec<Sample> = (half * 5400..(half + 1) * 5400)
+                .flat_map(|i| {
+                    ids.iter().map(move |&series| Sample {
+                        series,
+                        ts: i * 2000 + 500,
+                        value: (i % 97) as f64 + f64::from(series.0),
+                    })
+                })
+                .collect();
+            store.append(&samples).unwrap();
+            store.close().unwrap();
+            store = Store::open(dir.path(), opts()).unwrap();
+        }
+        let answers = |store: &Store| -> Vec<Vec<(i64, f64)>> {
+            ids.iter()
+                .flat_map(|&id| {
+                    [
+                        raw(store, id, 0, i64::MAX),
+                        raw(store, id, 3_000_000, 7_000_000),
+                        stepped(store, id, 0, 21_600_000, 60_000, Aggregation::Max),
+                        stepped(store, id, 0, 21_600_000, 3_600_000, Aggregation::Avg),
+                    ]
+                })
+                .collect()
+        };
+        let before = answers(&store);
+        assert_eq!(before[0].len(), 10_800);
+        store.close().unwrap();
+
+        for keep in [0, 1] {
+            write_format_1_index(dir.path(), keep);
+            let store = Store::open(dir.path(), opts()).unwrap();
+            assert_eq!(
+                answers(&store),
+                before,
+                "converted with {keep} group(s) left"
+            );
+            store.close().unwrap();
+            let kv = Kv::open(&dir.path().join("db"), 1 << 20).unwrap();
+            assert_eq!(
+                kv.get(META_FORMAT).unwrap(),
+                Some(FORMAT_VERSION.to_le_bytes().to_vec())
+            );
+            let keys: Vec<_> = kv.scan_prefix(b"C").map(|r| r.unwrap().0).collect();
+            assert!(
+                keys.iter().all(|k| index::key_window(k).is_some()),
+                "{keys:?}"
+            );
+        }
+        let store = Store::open(dir.path(), opts()).unwrap();
+        assert_eq!(answers(&store), before, "and opens again as it is");
     }
 
     #[test]
