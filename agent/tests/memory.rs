@@ -1,6 +1,6 @@
 //! What the store's engine holds on to: a thread that writes to the store
-//! rarely, as the detectors' thread does (their models every ten minutes),
-//! must not keep what its writes replaced.
+//! rarely, as the detectors' thread does (the incidents it raises), must
+//! not keep what its writes replaced.
 //!
 //! Alone in its test binary: it measures the whole process's RSS.
 
@@ -16,11 +16,13 @@ fn what_a_rare_writer_replaced_is_freed_not_kept_by_its_thread() {
     // 40 times (40 MB replaced), then nothing more from that thread.
     let (before, after) = std::thread::scope(|s| {
         s.spawn(|| {
-            store.put_doc(Collection::Models, b"warm", b"up").unwrap();
+            store
+                .put_doc(Collection::Incidents, b"warm", b"up")
+                .unwrap();
             let (before, _) = measure().unwrap();
             for i in 0..40u8 {
                 store
-                    .put_doc(Collection::Models, b"cpu", &vec![i; 1 << 20])
+                    .put_doc(Collection::Incidents, b"cpu", &vec![i; 1 << 20])
                     .unwrap();
             }
             let (after, _) = measure().unwrap();
@@ -36,7 +38,7 @@ fn what_a_rare_writer_replaced_is_freed_not_kept_by_its_thread() {
         "RSS {before} bytes before the rewrites, {after} after"
     );
     assert_eq!(
-        store.get_doc(Collection::Models, b"cpu").unwrap(),
+        store.get_doc(Collection::Incidents, b"cpu").unwrap(),
         Some(vec![39; 1 << 20])
     );
 }

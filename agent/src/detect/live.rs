@@ -25,6 +25,7 @@
 //! - `ward.anomaly.rate{host.name}`: the share of scored series with an
 //!   anomaly in the last 10 s, smoothed over about a minute, once a second.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +39,7 @@ use ward_shared::{MetricKind, Sample, SeriesDesc, SeriesId, TimestampMs};
 use super::{Detector, Params, SAVED_FORMAT, Saved, SavedError};
 use crate::daemon::SharedStore;
 use crate::incidents::{Raise, SharedIncidents};
-use crate::store::Collection;
+use crate::store::{Collection, ModelFile};
 
 /// How live detection decides.
 #[derive(Debug, Clone)]
@@ -126,6 +127,55 @@ const SAVE_EVERY_MS: i64 = 10 * 60_000;
 /// What was going on at the time, for an incident's context.
 pub type ContextFn = Box<dyn Fn() -> IncidentContext + Send>;
 
+/// Where the detectors' models are kept, and what was read back.
+struct Kept {
+    file: ModelFile,
+    store: SharedStore,
+    /// Models read at start whose series has not been seen since: written
+    /// back with the others, so that a series gone for a while keeps them.
+    unclaimed: HashMap<String, Vec<u8>>,
+    /// Keys of models an older agent kept in the store's documents, removed
+    /// once the file holds them.
+    legacy: Vec<String>,
+}
+
+impl Kept {
+    /// Reads what is kept: the models file, or else (an agent that kept
+    /// them in the store before) the store's documents.
+    fn load(store: SharedStore) -> Self {
+        let (file, docs) = {
+            let st = store.lock();
+            let docs = st
+                .docs(Collection::Models, b"")
+                .inspect_err(|e| warn!(error = %e, "could not read models kept in the store"))
+                .unwrap_or_default();
+            (st.model_file(), docs)
+        };
+        let docs: Vec<(String, Vec<u8>)> = docs
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect();
+        let legacy = docs.iter().map(|(k, _)| k.clone()).collect();
+        let unclaimed = match file.read() {
+            Ok(Some(entries)) => entries
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                .collect(),
+            Ok(None) => docs.into_iter().collect(),
+            Err(e) => {
+                warn!(error = %e, "kept models unreadable: relearning");
+                HashMap::new()
+            }
+        };
+        Self {
+            file,
+            store,
+            unclaimed,
+            legacy,
+        }
+    }
+}
+
 /// Every detector of the node, and the grouping of their anomalies.
 pub struct Bank {
     settings: LiveSettings,
@@ -146,7 +196,7 @@ pub struct Bank {
     /// Rows that would have trained but were over the budget.
     pub over_budget: u64,
     /// Where models are kept across restarts.
-    store: Option<SharedStore>,
+    kept: Option<Kept>,
     /// The resource budget's word on training.
     shed: Option<Arc<crate::budget::Shed>>,
 }
@@ -179,7 +229,7 @@ impl Bank {
             spent: Duration::ZERO,
             trainings: 0,
             over_budget: 0,
-            store: None,
+            kept: None,
             shed: None,
         }
     }
@@ -190,9 +240,10 @@ impl Bank {
         self
     }
 
-    /// Keeps models in `store`: loaded when a series is first seen, saved by [`Bank::save`].
+    /// Keeps models in `store`'s data directory: read now, given to each
+    /// series when it is first seen, written by [`Bank::save`].
     pub fn with_store(mut self, store: SharedStore) -> Self {
-        self.store = Some(store);
+        self.kept = Some(Kept::load(store));
         self
     }
 
@@ -205,27 +256,40 @@ impl Bank {
         (table + each.sum::<usize>()) as u64
     }
 
-    /// Writes every detector's models to the store.
-    pub fn save(&self) {
-        let Some(store) = &self.store else {
+    /// Writes every detector's models (and those kept for series not seen
+    /// since the start) to the models file, one detector at a time.
+    pub fn save(&mut self) {
+        let Some(kept) = &mut self.kept else {
             return;
         };
         let mut saved = 0;
-        for w in self.series.values() {
-            let Some(state) = w.detector.save() else {
-                continue;
-            };
-            if let Err(e) =
-                store
-                    .lock()
-                    .put_doc(Collection::Models, w.key.as_bytes(), &state.encode())
-            {
+        let detectors = self.series.values().filter_map(|w| {
+            let state = w.detector.save()?;
+            saved += 1;
+            Some((w.key.as_bytes(), Cow::Owned(state.encode())))
+        });
+        let others = kept
+            .unclaimed
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), Cow::Borrowed(v.as_slice())));
+        let written = kept.file.write(detectors.chain(others));
+        match written {
+            Ok(bytes) => debug!(detectors = saved, bytes, "detector models saved"),
+            Err(e) => {
                 warn!(error = %e, "could not save the detectors' models");
                 return;
             }
-            saved += 1;
         }
-        debug!(detectors = saved, "detector models saved");
+        if !kept.legacy.is_empty() {
+            let mut st = kept.store.lock();
+            while let Some(key) = kept.legacy.pop() {
+                if let Err(e) = st.remove_doc(Collection::Models, key.as_bytes()) {
+                    warn!(error = %e, "could not remove models an older agent kept in the store");
+                    kept.legacy.push(key);
+                    break;
+                }
+            }
+        }
     }
 
     pub fn describe(&mut self, id: SeriesId, desc: &SeriesDesc) {
@@ -241,11 +305,8 @@ impl Bank {
         let mut params = self.settings.params.clone();
         params.warm_up += (id.0 as usize * 37) % params.retrain_every.max(1);
         let key = desc.key.to_string();
-        let saved = self.store.as_ref().and_then(|st| {
-            let bytes = st
-                .lock()
-                .get_doc(Collection::Models, key.as_bytes())
-                .ok()??;
+        let saved = self.kept.as_mut().and_then(|kept| {
+            let bytes = kept.unclaimed.remove(&key)?;
             Saved::decode(&bytes)
                 .inspect_err(|e| match e {
                     SavedError::OtherFormat(_) => {
@@ -841,6 +902,59 @@ mod tests {
         .with_store(store);
         other.describe(SeriesId(5), &desc("test.s0", MetricKind::Gauge));
         assert_eq!(other.series[&SeriesId(5)].detector.models().count(), 0);
+    }
+
+    #[test]
+    fn models_an_older_agent_kept_in_the_store_are_used_and_moved_to_the_models_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let settings = LiveSettings {
+            params: Params {
+                warm_up: 60,
+                train_window: 120,
+                retrain_every: 60,
+                models: 2,
+                ..Params::default()
+            },
+            ..LiveSettings::default()
+        };
+        // What an older agent left: a trained detector's models as a document.
+        let mut trained = Detector::new(settings.params.clone());
+        for t in 0..300 {
+            trained.score(f64::from(t % 17));
+        }
+        let saved = trained.save().unwrap();
+        let key = desc("test.s0", MetricKind::Gauge).key.to_string();
+        store
+            .lock()
+            .put_doc(Collection::Models, key.as_bytes(), &saved.encode())
+            .unwrap();
+        let file = store.lock().model_file();
+
+        let mut bank = Bank::new(settings.clone(), "h").with_store(store.clone());
+        bank.describe(SeriesId(3), &desc("test.s0", MetricKind::Gauge));
+        let models = |bank: &Bank, id| -> Vec<Model> {
+            bank.series[&SeriesId(id)]
+                .detector
+                .models()
+                .cloned()
+                .collect()
+        };
+        assert_eq!(models(&bank, 3), saved.models);
+        assert!(!file.path().exists(), "nothing written before a save");
+        bank.save();
+        assert!(file.path().exists());
+        let left = store.lock().docs(Collection::Models, b"").unwrap();
+        assert!(left.is_empty(), "moved out of the store: {left:?}");
+
+        // An agent that never sees the series keeps its models all the same.
+        Bank::new(settings.clone(), "h")
+            .with_store(store.clone())
+            .save();
+        // The next agent reads them from the file.
+        let mut again = Bank::new(settings, "h").with_store(store);
+        again.describe(SeriesId(4), &desc("test.s0", MetricKind::Gauge));
+        assert_eq!(models(&again, 4), saved.models);
     }
 
     #[test]

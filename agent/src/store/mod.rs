@@ -28,6 +28,7 @@
 //! <data_dir>/quarantine/<tier>-<window>-<index key>.chunk
 //!                                 damaged chunks, copied aside when found (their index
 //!                                 entries removed)
+//! <data_dir>/models.bin          the detectors' models, by series key (see models.rs)
 //! <data_dir>/snapshots/<generation>.snap
 //!                                 per series, what a restart needs besides the chunks: last
 //!                                 timestamp, counter state, the rollup chunks being built and
@@ -51,8 +52,9 @@
 //!   'D' 'j' job name              -> JSON job settings (expected interval, max duration)
 //!   'D' 'r' job name 0x00 started:u64be run id
 //!                                 -> JSON JobRun
-//!   'D' 'm' series key            -> detect::Saved, binary (a detector's models, their format
-//!                                    version and parameters)
+//!   'D' 'm' series key            -> detect::Saved, binary: where agents before models.bin
+//!                                    kept a detector's models; read once and removed after
+//!                                    the first write of models.bin
 //!   'D' 'c' exporter name         -> JSON export cursor (how far that exporter has shipped)
 //!   'D' 'o' seq:u64be             -> JSON export::Outgoing (an incident change or a finished
 //!                                    job run waiting for the log exporter; see outbox.rs)
@@ -67,6 +69,7 @@ pub mod codec;
 mod index;
 mod kv;
 mod lock;
+mod models;
 mod outbox;
 mod query;
 mod series;
@@ -82,6 +85,7 @@ use thiserror::Error;
 use tracing::{debug, info, warn};
 use ward_shared::{Sample, SeriesDesc, SeriesId, SeriesKey, TimestampMs};
 
+pub use models::ModelFile;
 pub use query::{Aggregation, Point, Query};
 pub use series::{TIER_1H, TIER_1M, Tier};
 
@@ -110,7 +114,8 @@ pub enum Collection {
     Incidents,
     Jobs,
     JobRuns,
-    /// Anomaly detectors' models, by series key.
+    /// Anomaly detectors' models, by series key, as agents before
+    /// `models.bin` kept them: read once, then removed (see models.rs).
     Models,
     /// Exporters' cursors, by exporter name.
     Cursors,
@@ -966,6 +971,11 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where the detectors' models are kept (see models.rs).
+    pub fn model_file(&self) -> ModelFile {
+        ModelFile::new(&self.dir)
     }
 
     /// Seals everything and flushes: what a clean shutdown calls.
