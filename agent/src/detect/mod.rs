@@ -721,15 +721,19 @@ impl Detector {
         }
         // Against the series' own decaying record: a new record scores at least
         // 0.5 whatever the series' scale, so one threshold fits every series.
+        // A surprise some 2^53 times the record rounds to 1: kept below it.
         if surprise.is_finite() {
             let reference = self.record.max(1.0);
             self.record = (self.record * self.params.record_decay).max(surprise);
-            surprise / (surprise + reference)
+            (surprise / (surprise + reference)).min(BELOW_ONE)
         } else {
             0.0
         }
     }
 }
+
+/// The largest double below 1: the highest score.
+const BELOW_ONE: f64 = 1.0 - f64::EPSILON / 2.0;
 
 /// Appends to a history of at most `max` items, growing its buffer by
 /// doubling but never past `max + 1` (a plain push would round it up to the
@@ -748,6 +752,18 @@ fn push_bounded<T>(history: &mut VecDeque<T>, item: T, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_surprise_too_large_for_a_double_to_tell_from_one_still_scores_below_one() {
+        let mut d = Detector::new(Params::default());
+        for i in 0..1100 {
+            let score = d.score((i as f64 / 9.0).sin());
+            assert!((0.0..1.0).contains(&score), "row {i} scored {score}");
+        }
+        // Some 10^20 times anything seen: s / (s + record) rounds to 1.
+        let score = d.score(1e20);
+        assert!((0.99..1.0).contains(&score), "scored {score}");
+    }
 
     #[test]
     fn a_detectors_history_grows_with_its_rows_up_to_what_is_budgeted() {
