@@ -826,11 +826,9 @@ mod tests {
         assert!(rates.iter().all(|r| (0.0..=1.0).contains(r)));
     }
 
-    #[test]
-    fn models_are_kept_across_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
-        let settings = LiveSettings {
+    /// Detectors that keep two models, the first after 60 rows.
+    fn two_quick_models() -> LiveSettings {
+        LiveSettings {
             params: Params {
                 warm_up: 60,
                 train_window: 120,
@@ -839,7 +837,14 @@ mod tests {
                 ..Params::default()
             },
             ..LiveSettings::default()
-        };
+        }
+    }
+
+    #[test]
+    fn models_are_kept_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let settings = two_quick_models();
         let mut bank = Bank::new(settings.clone(), "h").with_store(store.clone());
         bank.describe(SeriesId(0), &desc("test.s0", MetricKind::Gauge));
         for t in 0..300 {
@@ -908,16 +913,7 @@ mod tests {
     fn models_an_older_agent_kept_in_the_store_are_used_and_moved_to_the_models_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
-        let settings = LiveSettings {
-            params: Params {
-                warm_up: 60,
-                train_window: 120,
-                retrain_every: 60,
-                models: 2,
-                ..Params::default()
-            },
-            ..LiveSettings::default()
-        };
+        let settings = two_quick_models();
         // What an older agent left: a trained detector's models as a document.
         let mut trained = Detector::new(settings.params.clone());
         for t in 0..300 {
