@@ -25,10 +25,10 @@
 //! <data_dir>/wal/<n>.wal          write-ahead log of the current window (see wal.rs)
 //! <data_dir>/blocks/<tier>-<window>.blk
 //!                                 sealed chunks of every series, back to back (see blocks.rs)
-//! <data_dir>/quarantine/<tier>-<window>-<index key>.chunk
+//! <data_dir>/quarantine/<tier>-<window>-<series>-<first_ts>-<offset>.chunk
 //!                                 damaged chunks, copied aside when found (their index
-//!                                 entries removed)
-//! <data_dir>/models.bin          the detectors' models, by series key (see models.rs)
+//!                                 records removed)
+//! <data_dir>/models.bin           the detectors' models, by series key (see models.rs)
 //! <data_dir>/snapshots/<generation>.snap
 //!                                 per series, what a restart needs besides the chunks: last
 //!                                 timestamp, counter state, the rollup chunks being built and
