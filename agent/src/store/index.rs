@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Format 1 had one entry per chunk (`'C' tier window series first_ts` ->
-//! offset len crc). sled holds roughly 450 bytes of memory for each small
+//! offset len crc). sled holds roughly 430 bytes of memory for each small
 //! entry it has seen, so at about 320 chunks a seal the index alone grew
 //! the agent by some 140 KB every half hour, until sled's cache bound was
 //! reached days later; a record here is 28 bytes of one value. Format 1
@@ -52,9 +52,13 @@ pub fn group_key(tier: u8, window: i64, offset: u64) -> [u8; KEY_LEN] {
     k
 }
 
-/// A group key's tier and window, if it is one.
-pub fn key_window(key: &[u8]) -> Option<(u8, i64)> {
-    (key.len() == KEY_LEN && key[0] == b'C').then(|| (key[1], from_be_ts(&key[2..10])))
+/// A group key's tier, window and offset, if it is one.
+pub fn parse_key(key: &[u8]) -> Option<(u8, i64, u64)> {
+    if key.len() != KEY_LEN || key[0] != b'C' {
+        return None;
+    }
+    let offset = u64::from_be_bytes(key[10..].try_into().ok()?);
+    Some((key[1], from_be_ts(&key[2..10]), offset))
 }
 
 /// Where one chunk of one series is.
@@ -156,7 +160,7 @@ mod tests {
         assert!(early < group_key(1, 0, 8));
         assert!(group_key(1, 0, 8) < group_key(1, 0, 108));
         assert!(group_key(1, 0, 8).starts_with(&window_prefix(1, 0)));
-        assert_eq!(key_window(&early), Some((1, -3_600_000)));
-        assert_eq!(key_window(&early[..10]), None);
+        assert_eq!(parse_key(&early), Some((1, -3_600_000, 900)));
+        assert_eq!(parse_key(&early[..10]), None);
     }
 }

@@ -284,6 +284,22 @@ fn note_oldest(oldest: &mut [Option<i64>; 3], tier: u8, first_ts: i64) {
     *slot = Some(slot.map_or(first_ts, |o| o.min(first_ts)));
 }
 
+/// Counts an index group in its window's size and its tier's oldest
+/// timestamp.
+fn count_group(
+    sizes: &mut BTreeMap<(u8, i64), u64>,
+    oldest: &mut [Option<i64>; 3],
+    (tier, window): (u8, i64),
+    entries: &[Entry],
+) {
+    let size = sizes.entry((tier, window)).or_default();
+    *size += KEY_LEN as u64;
+    for e in entries {
+        *size += RECORD_LEN as u64 + u64::from(e.at.len);
+        note_oldest(oldest, tier, e.first_ts);
+    }
+}
+
 /// Converts a format 1 chunk index (an entry per chunk) to this format's
 /// entry per window (see index.rs), a window at a time: each window's batch
 /// removes its old entries and writes the new one, so that a conversion cut
@@ -315,7 +331,7 @@ fn convert_index_v1(kv: &Kv) -> Result<(), StoreError> {
     let (mut current, mut old, mut converted) = (None, Vec::new(), 0u64);
     for item in kv.scan_prefix(b"C") {
         let (key, value) = item?;
-        if index::key_window(&key).is_some() {
+        if index::parse_key(&key).is_some() {
             continue; // converted already, by an open that was cut short
         }
         let (tier, window, entry) = index::legacy_entry(&key, &value).ok_or_else(|| {
@@ -522,21 +538,22 @@ impl Store {
         let mut ends: BTreeMap<(u8, i64), u64> = BTreeMap::new();
         for item in self.kv.scan_prefix(b"C") {
             let (k, v) = item?;
-            let (Some((tier, window)), Some(entries)) =
-                (index::key_window(&k), index::decode_group(&v))
+            let (Some((tier, window, _)), Some(entries)) =
+                (index::parse_key(&k), index::decode_group(&v))
             else {
                 return Err(StoreError::Corrupt(
                     "a chunk index entry has the wrong length".into(),
                 ));
             };
-            let size = self.sizes.entry((tier, window)).or_default();
+            let entries: Vec<Entry> = entries.collect();
+            count_group(
+                &mut self.sizes,
+                &mut self.oldest_on_disk,
+                (tier, window),
+                &entries,
+            );
             let end = ends.entry((tier, window)).or_default();
-            *size += KEY_LEN as u64;
-            for e in entries {
-                *size += RECORD_LEN as u64 + u64::from(e.at.len);
-                *end = (*end).max(e.at.end());
-                note_oldest(&mut self.oldest_on_disk, tier, e.first_ts);
-            }
+            *end = entries.iter().map(|e| e.at.end()).fold(*end, u64::max);
         }
         for (&(tier, window), &end) in &ends {
             self.blocks.truncate_unindexed(tier, window, end)?;
@@ -670,12 +687,12 @@ impl Store {
         entries: &[Entry],
     ) -> Option<([u8; KEY_LEN], Vec<u8>)> {
         let first = entries.first()?;
-        let size = self.sizes.entry((tier, window)).or_default();
-        *size += KEY_LEN as u64;
-        for e in entries {
-            *size += RECORD_LEN as u64 + u64::from(e.at.len);
-            note_oldest(&mut self.oldest_on_disk, tier, e.first_ts);
-        }
+        count_group(
+            &mut self.sizes,
+            &mut self.oldest_on_disk,
+            (tier, window),
+            entries,
+        );
         Some((
             group_key(tier, window, first.at.offset),
             index::encode_group(entries),
@@ -1078,10 +1095,7 @@ impl Store {
         let mut found = Vec::new();
         for item in self.kv.scan_prefix(&window_prefix(tier, window)) {
             let (key, value) = item?;
-            let group = key
-                .get(10..KEY_LEN)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes);
+            let group = index::parse_key(&key).map(|(_, _, offset)| offset);
             match (group, index::decode_group(&value)) {
                 (Some(group), Some(entries)) => {
                     found.extend(entries.filter(|e| e.series == series).map(|e| (group, e)))
@@ -1402,7 +1416,7 @@ mod tests {
         assert!(groups.len() > keep + 2, "{} groups", groups.len());
         let mut batch = KvBatch::default();
         for (key, value) in &groups[keep..] {
-            let (tier, window) = index::key_window(key).unwrap();
+            let (tier, window, _) = index::parse_key(key).unwrap();
             for e in index::decode_group(value).unwrap() {
                 let mut old = window_prefix(tier, window).to_vec();
                 old.extend_from_slice(&e.series.0.to_be_bytes());
@@ -1471,7 +1485,7 @@ mod tests {
             );
             let keys: Vec<_> = kv.scan_prefix(b"C").map(|r| r.unwrap().0).collect();
             assert!(
-                keys.iter().all(|k| index::key_window(k).is_some()),
+                keys.iter().all(|k| index::parse_key(k).is_some()),
                 "{keys:?}"
             );
         }
