@@ -129,6 +129,56 @@ pub fn release_free_memory() -> bool {
     false
 }
 
+/// Large buffers at or above this size get pages of their own, handed back
+/// to the system when freed (see [`tune_allocator`]).
+pub const MMAP_THRESHOLD: usize = 64 * 1024;
+
+/// Sets glibc's allocator up for a long-running agent; call it first thing,
+/// before any thread starts. Returns the settings it made.
+///
+/// - One arena: every thread allocates from the same heap, so what one
+///   thread frees another reuses, and [`release_free_memory`] has one heap
+///   to trim instead of the several glibc opens for the threads of a busy
+///   moment, each keeping its own free memory.
+/// - A fixed [`MMAP_THRESHOLD`]: glibc otherwise raises the threshold to the
+///   size of each large buffer freed, after which the seal's, export's and
+///   training's large buffers come from the heap, and the long-lived
+///   allocations made meanwhile land among them and pin their pages.
+///
+/// A setting the operator made in the environment (`MALLOC_ARENA_MAX`,
+/// `MALLOC_MMAP_THRESHOLD_`, or `GLIBC_TUNABLES`) is left as it is.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn tune_allocator() -> Vec<&'static str> {
+    let set_by_operator = |name: &str| {
+        std::env::var_os(name).is_some() || std::env::var_os("GLIBC_TUNABLES").is_some()
+    };
+    let mut made = Vec::new();
+    let threshold = libc::c_int::try_from(MMAP_THRESHOLD).unwrap_or(libc::c_int::MAX);
+    for (env, param, value, name) in [
+        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 1, "arena_max=1"),
+        (
+            "MALLOC_MMAP_THRESHOLD_",
+            libc::M_MMAP_THRESHOLD,
+            threshold,
+            "mmap_threshold=64KiB",
+        ),
+    ] {
+        // SAFETY: mallopt takes two integers and changes the allocator's
+        // parameters under its own lock; it returns 1 on success.
+        if !set_by_operator(env) && unsafe { libc::mallopt(param, value) } == 1 {
+            made.push(name);
+        }
+    }
+    made
+}
+
+/// Other allocators have their own settings: nothing to do.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune_allocator() -> Vec<&'static str> {
+    Vec::new()
+}
+
 /// This process's RSS (bytes) and CPU time (seconds), read as the agent
 /// collector reads them.
 pub fn measure() -> Option<(u64, f64)> {

@@ -310,6 +310,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { config, data_dir } => {
+            // Before the runtime starts any thread.
+            let allocator = ward_agent::budget::tune_allocator();
             let cfg = match load_config(config.as_deref(), data_dir.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -318,6 +320,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logs(&cfg);
+            tracing::debug!(settings = ?allocator, "allocator tuned");
             match run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -99,13 +99,22 @@ impl BlockFiles {
         self.dir.join(format!("{tier}-{window}.blk"))
     }
 
-    /// Appends chunks to the window's file and syncs it; returns where each went.
+    /// Appends chunks, `bytes` holding them back to back with the lengths
+    /// `lens`, to the window's file and syncs it; returns where each went.
     pub fn append(
         &self,
         tier: u8,
         window: i64,
-        chunks: &[&[u8]],
+        bytes: &[u8],
+        lens: &[usize],
     ) -> Result<Vec<ChunkRef>, StoreError> {
+        if lens.iter().sum::<usize>() != bytes.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} bytes of chunks given as lengths adding up to {}",
+                bytes.len(),
+                lens.iter().sum::<usize>()
+            )));
+        }
         let path = self.path(tier, window);
         let io = io_at(&path);
         let mut file = OpenOptions::new()
@@ -122,19 +131,19 @@ impl BlockFiles {
         } else {
             check_header(&file, &path)?;
         }
-        let mut refs = Vec::with_capacity(chunks.len());
-        let mut buf = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
-        for chunk in chunks {
-            let len = u32::try_from(chunk.len())
-                .map_err(|_| StoreError::Corrupt("a chunk over 4 GiB".into()))?;
+        let mut refs = Vec::with_capacity(lens.len());
+        let mut at = 0;
+        for &len in lens {
+            let chunk = &bytes[at..at + len];
             refs.push(ChunkRef {
-                offset: offset + buf.len() as u64,
-                len,
+                offset: offset + at as u64,
+                len: u32::try_from(len)
+                    .map_err(|_| StoreError::Corrupt("a chunk over 4 GiB".into()))?,
                 crc: crc32fast::hash(chunk),
             });
-            buf.extend_from_slice(chunk);
+            at += len;
         }
-        file.write_all(&buf).map_err(&io)?;
+        file.write_all(bytes).map_err(&io)?;
         file.sync_data().map_err(&io)?;
         Ok(refs)
     }
@@ -236,9 +245,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocks = BlockFiles::open(dir.path()).unwrap();
         let refs = blocks
-            .append(0, 1800, &[b"first", b"second chunk"])
+            .append(0, 1800, b"firstsecond chunk", &[5, 12])
             .unwrap();
-        let more = blocks.append(0, 1800, &[b"third"]).unwrap();
+        let more = blocks.append(0, 1800, b"third", &[5]).unwrap();
         assert_eq!(refs[0].offset, HEADER);
         assert_eq!(more[0].offset, refs[1].end());
         assert_eq!(blocks.read(0, 1800, refs[1]).unwrap(), b"second chunk");

@@ -77,6 +77,23 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Appends what `write` writes, preceded by its length as a varint, with no
+/// buffer of its own: it is written in place, then moved up past the length.
+pub fn put_prefixed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    write(out);
+    let mut len = (out.len() - start) as u64;
+    let mut prefix = [0u8; 10];
+    let mut n = 0;
+    while len >= 0x80 {
+        prefix[n] = (len as u8) | 0x80;
+        len >>= 7;
+        n += 1;
+    }
+    prefix[n] = len as u8;
+    out.splice(start..start, prefix[..=n].iter().copied());
+}
+
 pub fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, CodecError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
@@ -158,13 +175,22 @@ impl BitWriter {
         self.nacc = 0;
     }
 
-    /// The bits so far, zero-padded to a whole byte.
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes.len() + 8);
+    /// A writer that goes on from where this one is, appending to `out`.
+    fn continued_in(&self, mut out: Vec<u8>) -> Self {
         out.extend_from_slice(&self.bytes);
+        Self {
+            bytes: out,
+            acc: self.acc,
+            nacc: self.nacc,
+        }
+    }
+
+    /// The bytes written, the last bits zero-padded to a whole byte.
+    fn finish(mut self) -> Vec<u8> {
         let tail = self.nacc.div_ceil(8) as usize;
-        out.extend_from_slice(&self.acc.to_be_bytes()[..tail]);
-        out
+        self.bytes
+            .extend_from_slice(&self.acc.to_be_bytes()[..tail]);
+        self.bytes
     }
 }
 
@@ -552,15 +578,24 @@ impl ColumnEncoder {
         self.prev = 0.0;
     }
 
-    /// The whole column as bytes, the raw tail encoded as a final short block.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        if self.pending.is_empty() {
-            return self.bits.to_bytes();
+    /// Appends the whole column, the raw tail encoded as a final short
+    /// block, to `out`, allocating nothing but what `out` grows by.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let mut bits = self.bits.continued_in(std::mem::take(out));
+        if !self.pending.is_empty() {
+            SCRATCH.with_borrow_mut(|scratch| {
+                encode_block(&mut bits, &self.pending, self.prev, scratch)
+            });
         }
-        let mut bits = self.bits.clone();
-        SCRATCH
-            .with_borrow_mut(|scratch| encode_block(&mut bits, &self.pending, self.prev, scratch));
-        bits.to_bytes()
+        *out = bits.finish();
+    }
+
+    /// The whole column as bytes (see [`ColumnEncoder::write_to`]).
+    #[cfg(test)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
     }
 
     /// Heap bytes held, for memory accounting.
@@ -756,17 +791,22 @@ impl ChunkEncoder {
         self.ts.last()
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32);
+    /// Appends the chunk's bytes to `out`, allocating nothing but what `out`
+    /// grows by: a seal writes every series' chunk into one buffer.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
         out.push(CHUNK_VERSION);
         out.push(self.cols.len() as u8);
-        put_varint(&mut out, self.block_len as u64);
-        self.ts.write(&mut out);
+        put_varint(out, self.block_len as u64);
+        self.ts.write(out);
         for col in &self.cols {
-            let bytes = col.to_bytes();
-            put_varint(&mut out, bytes.len() as u64);
-            out.extend_from_slice(&bytes);
+            put_prefixed(out, |out| col.write_to(out));
         }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Enough for the bytes held and the tail's block, in one allocation.
+        let mut out = Vec::with_capacity(self.heap_bytes() + 32);
+        self.write_to(&mut out);
         out
     }
 

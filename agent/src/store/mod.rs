@@ -82,7 +82,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use ward_shared::{Sample, SeriesDesc, SeriesId, SeriesKey, TimestampMs};
 
 pub use models::ModelFile;
@@ -95,7 +95,7 @@ use index::{Entry, KEY_LEN, RECORD_LEN, group_key, window_prefix};
 use kv::{Kv, KvBatch};
 use lock::DirLock;
 use series::{FinishedChunk, ROLLUP_TIERS, SeriesState, floor_to};
-use snapshot::SnapshotFiles;
+use snapshot::{Snapshot, SnapshotFiles};
 use wal::Wal;
 
 /// The on-disk format written by this build. 2: the chunk index has one
@@ -663,7 +663,7 @@ impl Store {
         for c in done {
             let entries: Vec<Entry> = self
                 .blocks
-                .append(c.tier, c.window, &[c.bytes.as_slice()])?
+                .append(c.tier, c.window, &c.bytes, &[c.bytes.len()])?
                 .into_iter()
                 .map(|at| Entry {
                     series,
@@ -769,20 +769,36 @@ impl Store {
 
     /// Seals every head and every rollup interval that ends by `until` into
     /// chunks, in one atomic batch, then starts a new log.
+    ///
+    /// A seal's working memory is a few large buffers (the series' states
+    /// before it, each block file's chunks, the new snapshot), not a few
+    /// allocations per series: freed whole, they leave no holes behind in
+    /// the heap for the allocations made meanwhile to pin.
     fn seal(&mut self, until: i64) -> Result<(), StoreError> {
         // All or nothing: a seal that fails half-way (a full disk) leaves the
         // heads, rollups and sizes as they were, to be sealed on a later try;
-        // bytes already appended to a block file are never indexed. Only the
-        // rollups are copied aside: the heads are read, not changed, until
-        // the seal has held, and then start over in the buffers they have.
-        let tiers: Vec<_> = self.series.iter().map(|s| s.tiers.clone()).collect();
+        // bytes already appended to a block file are never indexed. The heads
+        // are read, not changed, until the seal has held, and then start over
+        // in the buffers they have; the rollups are changed, so the series'
+        // states are written aside first, as a snapshot would keep them.
+        let mut before = Vec::with_capacity(usize::try_from(self.snapshot_bytes).unwrap_or(0));
+        let mut ends = Vec::with_capacity(self.series.len());
+        for state in &self.series {
+            state.write_snapshot(&mut before);
+            ends.push(before.len());
+        }
         let saved = (self.sizes.clone(), self.oldest_on_disk);
         let out = self.seal_now(until);
         match out {
             Ok(()) => self.series.iter_mut().for_each(|s| s.head.restart()),
             Err(_) => {
-                for (state, tiers) in self.series.iter_mut().zip(tiers) {
-                    state.tiers = tiers;
+                let mut start = 0;
+                for (i, (state, end)) in self.series.iter_mut().zip(ends).enumerate() {
+                    if let Err(e) = state.restore(&before[start..end]) {
+                        // Written just above by the same code: not reached.
+                        error!(series = i, error = %e, "a failed seal could not put a series' rollups back");
+                    }
+                    start = end;
                 }
                 (self.sizes, self.oldest_on_disk) = saved;
             }
@@ -793,8 +809,9 @@ impl Store {
     fn seal_now(&mut self, until: i64) -> Result<(), StoreError> {
         let mut batch = KvBatch::default();
         let mut done = Vec::new();
-        // Chunks by (tier, window): their series, first timestamps and bytes.
-        type Sealed = Vec<(SeriesId, i64, Vec<u8>)>;
+        // Chunks by (tier, window): one buffer of their bytes, back to back,
+        // and each one's series, first timestamp and length.
+        type Sealed = (Vec<u8>, Vec<(SeriesId, i64, usize)>);
         let mut sealed: BTreeMap<(u8, i64), Sealed> = BTreeMap::new();
         for (i, state) in self.series.iter_mut().enumerate() {
             let id = SeriesId(i as u32);
@@ -803,18 +820,17 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("head of series {id}: {e}")))?;
             state.close_rollups(until, &mut done);
             for c in done.drain(..) {
-                sealed
-                    .entry((c.tier, c.window))
-                    .or_default()
-                    .push((id, c.first_ts, c.bytes));
+                let (bytes, chunks) = sealed.entry((c.tier, c.window)).or_default();
+                bytes.extend_from_slice(&c.bytes);
+                chunks.push((id, c.first_ts, c.bytes.len()));
             }
         }
         // Chunk bytes first, synced; then the index that points at them.
-        let mut chunks = 0usize;
-        for (&(tier, window), group) in &sealed {
-            let bytes: Vec<&[u8]> = group.iter().map(|(_, _, b)| b.as_slice()).collect();
-            let refs = self.blocks.append(tier, window, &bytes)?;
-            let entries: Vec<Entry> = group
+        let mut count = 0usize;
+        for (&(tier, window), (bytes, chunks)) in &sealed {
+            let lens: Vec<usize> = chunks.iter().map(|&(_, _, len)| len).collect();
+            let refs = self.blocks.append(tier, window, bytes, &lens)?;
+            let entries: Vec<Entry> = chunks
                 .iter()
                 .zip(refs)
                 .map(|(&(series, first_ts, _), at)| Entry {
@@ -826,16 +842,16 @@ impl Store {
             if let Some((key, value)) = self.index_group(tier, window, &entries) {
                 batch.insert(&key, &value);
             }
-            chunks += entries.len();
+            count += entries.len();
         }
+        drop(sealed);
         let generation = self.snapshot_generation + 1;
-        let states: Vec<(u32, Vec<u8>)> = self
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, state)| (i as u32, state.snapshot()))
-            .collect();
-        self.snapshot_bytes = self.snapshots.write(generation, &states)?;
+        let size_hint = usize::try_from(self.snapshot_bytes).unwrap_or(0);
+        let mut snapshot = Snapshot::new(self.series.len(), size_hint);
+        for (i, state) in self.series.iter().enumerate() {
+            snapshot.add(i as u32, |out| state.write_snapshot(out));
+        }
+        self.snapshot_bytes = self.snapshots.write(generation, snapshot)?;
         let sealed_until = until.max(self.sealed_until);
         batch.insert(META_SEALED, &sealed_until.to_le_bytes());
         batch.insert(META_SNAPSHOT, &generation.to_le_bytes());
@@ -847,7 +863,7 @@ impl Store {
         self.wal.rotate()?;
         self.sealed_until = sealed_until;
         self.stats.seals += 1;
-        debug!(until, chunks, "sealed heads");
+        debug!(until, chunks = count, "sealed heads");
         Ok(())
     }
 
@@ -1853,6 +1869,90 @@ mod tests {
             Aggregation::Avg,
         );
         assert_eq!(got, vec![(5 * HOUR, 1.0)]);
+    }
+
+    #[test]
+    fn a_seal_that_fails_leaves_everything_to_the_next_one() {
+        // Six hours and ten minutes of a gauge and a counter at 1 s; the
+        // seal at 06:00 also closes the first 6-hour window of minutes.
+        let (g, c) = (SeriesId(0), SeriesId(1));
+        let sample = |i: i64| {
+            [
+                Sample {
+                    series: g,
+                    ts: i * 1000,
+                    value: ((i * 37) % 101) as f64,
+                },
+                Sample {
+                    series: c,
+                    ts: i * 1000,
+                    value: (i * 5 % 40_000) as f64,
+                },
+            ]
+        };
+        let open = |dir: &Path| {
+            let mut store = Store::open(dir, opts()).unwrap();
+            store.register(SeriesDesc::gauge(key("g"), "1")).unwrap();
+            store
+                .register(SeriesDesc::counter(key("c"), "By", 0))
+                .unwrap();
+            store
+        };
+        let six = 6 * 3600;
+        let (before, after): (Vec<Sample>, Vec<Sample>) = (
+            (0..six).flat_map(sample).collect(),
+            (six..six + 600).flat_map(sample).collect(),
+        );
+
+        let plain = tempfile::tempdir().unwrap();
+        let mut expected = open(plain.path());
+        expected.append(&before).unwrap();
+        expected.append(&after).unwrap();
+        expected.compact().unwrap();
+
+        let failed = tempfile::tempdir().unwrap();
+        let mut store = open(failed.path());
+        store.append(&before).unwrap();
+        // The blocks directory becomes a file: the seal that the first sample
+        // of 06:00 starts cannot write its chunks.
+        let blocks = failed.path().join("blocks");
+        let aside = failed.path().join("blocks.aside");
+        std::fs::rename(&blocks, &aside).unwrap();
+        std::fs::write(&blocks, b"in the way").unwrap();
+        let err = store.append(&after[..2]).unwrap_err().to_string();
+        assert!(err.contains("blocks"), "{err}");
+        std::fs::remove_file(&blocks).unwrap();
+        std::fs::rename(&aside, &blocks).unwrap();
+        store.append(&after).unwrap();
+        store.compact().unwrap();
+
+        type Points = Vec<(i64, f64)>;
+        let answers = |store: &Store| -> [(Points, Points, Points); 2] {
+            [g, c].map(|id| {
+                (
+                    raw(store, id, 0, six * 1000 + 600_000),
+                    stepped(store, id, 0, 7 * HOUR, MIN, Aggregation::Avg),
+                    stepped(store, id, 0, 7 * HOUR, HOUR, Aggregation::Max),
+                )
+            })
+        };
+        let want = answers(&expected);
+        assert_eq!(want[0].1.len(), 370, "minutes of the gauge");
+        // Which answers differ, by series: raw samples, minutes, hours.
+        let differ = |got: &[(Points, Points, Points); 2]| {
+            got.iter()
+                .zip(&want)
+                .map(|(g, w)| [g.0 == w.0, g.1 == w.1, g.2 == w.2].map(|same| !same))
+                .collect::<Vec<_>>()
+        };
+        let none = vec![[false; 3]; 2];
+        assert_eq!(differ(&answers(&store)), none, "after the seal that failed");
+        drop(store);
+        assert_eq!(
+            differ(&answers(&open(failed.path()))),
+            none,
+            "after a restart"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use ward_shared::{MetricKind, SeriesDesc, TimestampMs};
 
 use super::codec::{
-    ChunkEncoder, CodecError, decode_chunk, get_varint, put_varint, unzigzag, zigzag,
+    ChunkEncoder, CodecError, decode_chunk, get_varint, put_prefixed, put_varint, unzigzag, zigzag,
 };
 
 /// Values per block in raw chunks.
@@ -311,31 +311,29 @@ impl SeriesState {
         self.head.heap_bytes() + self.tiers.iter().map(|t| t.enc.heap_bytes()).sum::<usize>()
     }
 
-    /// The state a restart needs besides the sealed chunks.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = vec![SNAPSHOT_VERSION];
-        put_opt_ts(&mut out, self.last_ts);
+    /// Appends the state a restart needs besides the sealed chunks to `out`.
+    pub fn write_snapshot(&self, out: &mut Vec<u8>) {
+        out.push(SNAPSHOT_VERSION);
+        put_opt_ts(out, self.last_ts);
         match self.prev {
             Some((ts, v)) => {
                 out.push(1);
-                put_varint(&mut out, zigzag(ts));
+                put_varint(out, zigzag(ts));
                 out.extend_from_slice(&v.to_le_bytes());
             }
             None => out.push(0),
         }
         for tier in &self.tiers {
-            put_varint(&mut out, zigzag(tier.window));
-            let bytes = if tier.enc.is_empty() {
-                Vec::new()
-            } else {
-                tier.enc.to_bytes()
-            };
-            put_varint(&mut out, bytes.len() as u64);
-            out.extend_from_slice(&bytes);
+            put_varint(out, zigzag(tier.window));
+            put_prefixed(out, |out| {
+                if !tier.enc.is_empty() {
+                    tier.enc.write_to(out);
+                }
+            });
             match &tier.acc {
                 Some(acc) => {
                     out.push(1);
-                    put_varint(&mut out, zigzag(acc.start));
+                    put_varint(out, zigzag(acc.start));
                     for v in acc.row() {
                         out.extend_from_slice(&v.to_le_bytes());
                     }
@@ -343,7 +341,6 @@ impl SeriesState {
                 None => out.push(0),
             }
         }
-        out
     }
 
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
@@ -479,7 +476,9 @@ mod tests {
             a.push(i * 1000, (i * 3) as f64, &mut done);
         }
         let mut b = state(MetricKind::Counter);
-        b.restore(&a.snapshot()).unwrap();
+        let mut snapshot = Vec::new();
+        a.write_snapshot(&mut snapshot);
+        b.restore(&snapshot).unwrap();
         for s in [&mut a, &mut b] {
             for i in 150..400 {
                 s.push(i * 1000, (i * 3) as f64, &mut done);

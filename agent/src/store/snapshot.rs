@@ -16,7 +16,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::codec::{get_varint, put_varint};
+use super::codec::{get_varint, put_prefixed, put_varint};
 use super::{StoreError, io_at};
 
 const MAGIC: &[u8; 7] = b"WARDSNP";
@@ -25,6 +25,30 @@ pub const SNAPSHOT_FILE_VERSION: u8 = 1;
 
 /// Each series' state, by series id.
 pub type SeriesStates = Vec<(u32, Vec<u8>)>;
+
+/// A snapshot file's bytes, built one series at a time in one buffer.
+#[derive(Debug)]
+pub struct Snapshot {
+    out: Vec<u8>,
+}
+
+impl Snapshot {
+    /// A snapshot of `count` series, in a buffer of `size_hint` bytes (the
+    /// last one's size: one allocation, and the seal's largest).
+    pub fn new(count: usize, size_hint: usize) -> Self {
+        let mut out = Vec::with_capacity(size_hint.max(16));
+        out.extend_from_slice(MAGIC);
+        out.push(SNAPSHOT_FILE_VERSION);
+        put_varint(&mut out, count as u64);
+        Self { out }
+    }
+
+    /// Adds a series' state, as `state` writes it.
+    pub fn add(&mut self, series: u32, state: impl FnOnce(&mut Vec<u8>)) {
+        put_varint(&mut self.out, u64::from(series));
+        put_prefixed(&mut self.out, state);
+    }
+}
 
 #[derive(Debug)]
 pub struct SnapshotFiles {
@@ -44,17 +68,8 @@ impl SnapshotFiles {
     }
 
     /// Writes and syncs generation `generation`; returns its size.
-    pub fn write(&self, generation: u64, states: &[(u32, Vec<u8>)]) -> Result<u64, StoreError> {
-        let mut out =
-            Vec::with_capacity(states.iter().map(|(_, s)| s.len() + 8).sum::<usize>() + 16);
-        out.extend_from_slice(MAGIC);
-        out.push(SNAPSHOT_FILE_VERSION);
-        put_varint(&mut out, states.len() as u64);
-        for (series, state) in states {
-            put_varint(&mut out, u64::from(*series));
-            put_varint(&mut out, state.len() as u64);
-            out.extend_from_slice(state);
-        }
+    pub fn write(&self, generation: u64, snapshot: Snapshot) -> Result<u64, StoreError> {
+        let mut out = snapshot.out;
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         let path = self.path(generation);
@@ -130,8 +145,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let snaps = SnapshotFiles::open(dir.path()).unwrap();
         let states = vec![(0, vec![1, 2, 3]), (7, vec![])];
-        snaps.write(1, &states).unwrap();
-        snaps.write(2, &[(0, vec![9])]).unwrap();
+        let snapshot = |states: &[(u32, Vec<u8>)]| {
+            let mut s = Snapshot::new(states.len(), 0);
+            for (series, state) in states {
+                s.add(*series, |out| out.extend_from_slice(state));
+            }
+            s
+        };
+        snaps.write(1, snapshot(&states)).unwrap();
+        snaps.write(2, snapshot(&[(0, vec![9])])).unwrap();
         assert_eq!(snaps.read(1).unwrap().0, states);
         snaps.remove_others(2).unwrap();
         assert!(snaps.read(1).is_err());
