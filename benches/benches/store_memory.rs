@@ -8,8 +8,10 @@
 //! in use (glibc's `mallinfo2`) and the RSS. It prints them every two hours
 //! and the growth per seal over the run after the first two hours: memory
 //! the store keeps for good for each window sealed (its heads and rollups
-//! are full by then). sled's page cache is 8 MiB here, as in the agent, so
-//! what sled keeps of its tree can grow to that much before it evicts.
+//! are full by then). The allocator is set up as the agent sets it
+//! (`budget::tune_allocator`). sled's page cache is 8 MiB here, as in the
+//! agent, so what sled keeps of its tree can grow to that much before it
+//! evicts.
 //!
 //! Run: `cargo bench -p ward-benches --bench store_memory`
 
@@ -19,7 +21,7 @@ use ward_benches::procfs::status_kb;
 
 /// Bytes the allocator has handed out from its arenas and not had back,
 /// after giving free pages back to the system. (Blocks it maps on their own,
-/// over 128 KiB, are left out: sled maps buffers of 8 MiB that are mostly
+/// 64 KiB and up, are left out: sled maps buffers of 8 MiB that are mostly
 /// never touched, and they do not grow with the data.)
 #[allow(unsafe_code)]
 fn heap_in_use() -> u64 {
@@ -37,6 +39,8 @@ fn main() {
         .and_then(|h| h.parse().ok())
         .unwrap_or(24);
     assert!(hours >= 4, "WARD_BENCH_HOURS must be at least 4");
+    // The allocator as the agent sets it up (unless the environment does).
+    println!("allocator: {:?}", ward_agent::budget::tune_allocator());
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open store");
     let mut host = HostSim::register(&mut store, 8, 42).expect("register series");
