@@ -10,12 +10,13 @@
 //! and CPU time come from /proc every 10 s; each minute prints a line, with
 //! what the agent's status says its store heads and detectors hold.
 //!
-//! Until the warm-up is over (`WARD_SOAK_WARMUP_SECONDS`, default 1800) the
+//! Until the warm-up is over (`WARD_SOAK_WARMUP_SECONDS`, default 3600) the
 //! agent is still filling what it is meant to hold: every detector's
 //! history (1,440 rows, 24 minutes at 1 s), its first models, the first
-//! 30-minute raw window of the store, the first export. Not all of it: a
+//! 30-minute raw windows of the store, the first export. Not all of it: a
 //! detector adds a model a view every 360 rows until it keeps 18, so the
-//! models fill for 108 minutes, into the measured hour. After the warm-up,
+//! models fill for 108 minutes, into the measured hour (a warm-up of 6600
+//! measures the agent with every model in place). After the warm-up,
 //! for an hour by default (`WARD_BENCH_SECONDS` is the whole run, default
 //! the warm-up plus 3600), it prints the spread of the one-minute RSS
 //! means, (max - min) / mean, against the target of 5%, the drift from the
@@ -47,7 +48,7 @@ fn spread(values: &[f64]) -> (f64, f64, f64, f64) {
 }
 
 fn main() {
-    let warmup = env_secs("WARD_SOAK_WARMUP_SECONDS", 1800);
+    let warmup = env_secs("WARD_SOAK_WARMUP_SECONDS", 3600);
     let seconds = env_secs("WARD_BENCH_SECONDS", warmup + 3600);
     assert!(
         seconds > warmup + 120,
