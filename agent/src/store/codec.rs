@@ -69,12 +69,22 @@ pub enum CodecError {
 // ---------------------------------------------------------------------------
 // Varints
 
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// `v` as a varint: its bytes, and how many of them there are.
+fn varint(mut v: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        bytes[n] = (v as u8) | 0x80;
         v >>= 7;
+        n += 1;
     }
-    out.push(v as u8);
+    bytes[n] = v as u8;
+    (bytes, n + 1)
+}
+
+pub fn put_varint(out: &mut Vec<u8>, v: u64) {
+    let (bytes, n) = varint(v);
+    out.extend_from_slice(&bytes[..n]);
 }
 
 /// Appends what `write` writes, preceded by its length as a varint, with no
@@ -82,16 +92,8 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 pub fn put_prefixed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     write(out);
-    let mut len = (out.len() - start) as u64;
-    let mut prefix = [0u8; 10];
-    let mut n = 0;
-    while len >= 0x80 {
-        prefix[n] = (len as u8) | 0x80;
-        len >>= 7;
-        n += 1;
-    }
-    prefix[n] = len as u8;
-    out.splice(start..start, prefix[..=n].iter().copied());
+    let (prefix, n) = varint((out.len() - start) as u64);
+    out.splice(start..start, prefix[..n].iter().copied());
 }
 
 pub fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, CodecError> {
