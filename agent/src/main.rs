@@ -135,6 +135,9 @@ fn ask_running_agent(socket: &Path) -> Option<ward_shared::status::AgentStatus> 
     })
 }
 
+#[global_allocator]
+static ALLOCATOR: ward_agent::budget::Allocator = ward_agent::budget::Allocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

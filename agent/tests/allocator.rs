@@ -40,9 +40,56 @@ mod glibc {
 
         println!("test a_large_buffer_gets_pages_of_its_own_once_tuned_and_gives_them_back ... ok");
     }
+
+    /// How many of the pages of `len` bytes at `ptr` (page-aligned) are
+    /// resident.
+    #[allow(unsafe_code)]
+    fn resident_pages(ptr: *mut u8, len: usize) -> usize {
+        let mut pages = vec![0u8; len.div_ceil(4096)];
+        // SAFETY: `ptr` is page-aligned and the `len` bytes after it are
+        // one live allocation; `pages` has a byte for each of its pages.
+        let rc = unsafe { libc::mincore(ptr.cast(), len, pages.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+        pages.iter().filter(|p| *p & 1 == 1).count()
+    }
+
+    /// Allocates a block shaped as sled's I/O buffer with `allocator`;
+    /// returns how many of its pages were resident before anything was
+    /// written to it.
+    #[allow(unsafe_code)]
+    fn resident_when_allocated(allocator: &dyn std::alloc::GlobalAlloc) -> usize {
+        const SEGMENT: usize = 512 * 1024;
+        let layout = std::alloc::Layout::from_size_align(SEGMENT, 8192).expect("a valid layout");
+        // SAFETY: a layout of non-zero size; the block is freed below with
+        // the same layout by the allocator that gave it.
+        unsafe {
+            let ptr = allocator.alloc(layout);
+            assert!(!ptr.is_null(), "no memory for a 512 KiB block");
+            let resident = resident_pages(ptr, SEGMENT);
+            allocator.dealloc(ptr, layout);
+            resident
+        }
+    }
+
+    pub fn sleds_io_buffer_is_committed_when_allocated() {
+        // Tuned, the system gives the block pages of its own, not yet
+        // touched: its RSS would grow as sled fills it.
+        let untouched = resident_when_allocated(&std::alloc::System);
+        assert!(
+            untouched <= 2,
+            "{untouched} of 128 pages resident from the system"
+        );
+        // The agent's allocator: all 128 pages count from the start.
+        let committed = resident_when_allocated(&ward_agent::budget::Allocator);
+        assert_eq!(committed, 128, "pages resident from the agent's allocator");
+        println!("test sleds_io_buffer_is_committed_when_allocated ... ok");
+    }
 }
 
 fn main() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    glibc::a_large_buffer_gets_pages_of_its_own_once_tuned_and_gives_them_back();
+    {
+        glibc::a_large_buffer_gets_pages_of_its_own_once_tuned_and_gives_them_back();
+        glibc::sleds_io_buffer_is_committed_when_allocated();
+    }
 }

@@ -33,13 +33,18 @@ fn heap_in_use() -> u64 {
     info.uordblks as u64
 }
 
+// The agent's allocator, as `ward-agent` sets it.
+#[global_allocator]
+static ALLOCATOR: ward_agent::budget::Allocator = ward_agent::budget::Allocator;
+
 fn main() {
     let hours: i64 = std::env::var("WARD_BENCH_HOURS")
         .ok()
         .and_then(|h| h.parse().ok())
         .unwrap_or(24);
     assert!(hours >= 4, "WARD_BENCH_HOURS must be at least 4");
-    // The allocator as the agent sets it up (unless the environment does).
+    // The allocator's settings as the agent makes them (unless the
+    // environment does).
     println!("allocator: {:?}", ward_agent::budget::tune_allocator());
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open store");

@@ -197,6 +197,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
+#[global_allocator]
+static ALLOCATOR: ward_agent::budget::Allocator = ward_agent::budget::Allocator;
+
 fn main() -> ExitCode {
     // Before any thread: the dashboard may run the agent in this process.
     ward_agent::budget::tune_allocator();
