@@ -1,6 +1,7 @@
-//! The agent's allocator settings (`budget::tune_allocator`), in a test
-//! process of their own and on its main thread, where the agent makes them
-//! before any other thread starts: they apply to the whole process.
+//! The agent's allocator settings (`budget::tune_allocator`) and its global
+//! allocator (`budget::Allocator`), in a test process of their own and on
+//! its main thread, where the agent makes the settings before any other
+//! thread starts: they apply to the whole process.
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc {
