@@ -200,8 +200,23 @@ pub struct Allocator;
 /// Large buffers with at least this alignment are committed when allocated.
 const COMMIT_ALIGN: usize = 4096;
 
-fn commits(layout: Layout) -> bool {
-    layout.align() >= COMMIT_ALIGN && layout.size() >= MMAP_THRESHOLD
+/// Touches every page of `ptr`, just allocated with `layout`, if it is a
+/// large page-aligned block; returns `ptr`.
+///
+/// # Safety
+/// `ptr` is null or a block of `layout` that no one else uses yet.
+#[allow(unsafe_code)]
+unsafe fn commit(ptr: *mut u8, layout: Layout) -> *mut u8 {
+    if !ptr.is_null() && layout.align() >= COMMIT_ALIGN && layout.size() >= MMAP_THRESHOLD {
+        for offset in (0..layout.size()).step_by(COMMIT_ALIGN) {
+            // SAFETY: offset < layout.size(), inside the block just
+            // allocated and owned by no one else yet; volatile, so the write
+            // is made even though nothing reads it (a zero, which leaves a
+            // zeroed block zeroed).
+            unsafe { ptr.add(offset).write_volatile(0) };
+        }
+    }
+    ptr
 }
 
 #[allow(unsafe_code)]
@@ -210,31 +225,12 @@ fn commits(layout: Layout) -> bool {
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's layout, as GlobalAlloc::alloc requires.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() && commits(layout) {
-            for offset in (0..layout.size()).step_by(COMMIT_ALIGN) {
-                // SAFETY: offset < layout.size(), inside the block just
-                // allocated and owned by no one else yet; volatile, so the
-                // write is made even though nothing reads it.
-                unsafe { ptr.add(offset).write_volatile(0) };
-            }
-        }
-        ptr
+        unsafe { commit(System.alloc(layout), layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's layout; a committed block is zeroed by hand.
-        unsafe {
-            if commits(layout) {
-                let ptr = self.alloc(layout);
-                if !ptr.is_null() {
-                    ptr.write_bytes(0, layout.size());
-                }
-                ptr
-            } else {
-                System.alloc_zeroed(layout)
-            }
-        }
+        // SAFETY: the caller's layout; writing zeros keeps the block zeroed.
+        unsafe { commit(System.alloc_zeroed(layout), layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
