@@ -10,7 +10,6 @@
 //! is active updates it, raising one that was resolved opens a new incident.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;
 use tracing::{info, warn};
@@ -20,8 +19,8 @@ use ward_shared::incident::{
     Severity, Signal,
 };
 
-use crate::daemon::SharedStore;
 use crate::notify::{Event, Notifier};
+use crate::store::SharedStore;
 use crate::store::{Collection, StoreError};
 
 /// Resolved incidents kept, in memory and on disk; the oldest go first.
@@ -114,18 +113,7 @@ pub struct Incidents {
 }
 
 /// The book, shared by the API and whoever raises incidents.
-#[derive(Debug, Clone)]
-pub struct SharedIncidents(Arc<Mutex<Incidents>>);
-
-impl SharedIncidents {
-    pub fn new(book: Incidents) -> Self {
-        Self(Arc::new(Mutex::new(book)))
-    }
-
-    pub fn lock(&self) -> MutexGuard<'_, Incidents> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+pub type SharedIncidents = crate::sync::Shared<Incidents>;
 
 impl Incidents {
     /// Loads the incidents kept in `store`.
@@ -180,7 +168,7 @@ impl Incidents {
         store.put_doc(Collection::Incidents, &id.to_be_bytes(), &json)?;
         let queued = self.queued.entry(id).or_default();
         for change in incident.history.iter().skip(*queued) {
-            crate::export::Outgoing::Incident {
+            crate::store::Outgoing::Incident {
                 change: change.clone(),
                 incident: Box::new(incident.clone()),
             }
@@ -576,7 +564,7 @@ mod tests {
         let changes: Vec<String> = sent
             .iter()
             .map(|(_, json)| match serde_json::from_slice(json).unwrap() {
-                crate::export::Outgoing::Incident { change, incident } => {
+                crate::store::Outgoing::Incident { change, incident } => {
                     assert!(incident.history.len() <= 5);
                     change.what
                 }

@@ -28,6 +28,7 @@
 //! - [`notify`], [`outbound`]: notifications, and the outgoing HTTP they
 //!   share with OTLP over HTTP.
 
+pub mod allocator;
 pub mod api;
 pub mod budget;
 pub mod collect;
@@ -39,7 +40,10 @@ pub mod incidents;
 pub mod jobs;
 pub mod notify;
 pub mod outbound;
+pub mod procfs;
 pub mod rules;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod system;
+pub mod telemetry;

@@ -136,7 +136,7 @@ fn ask_running_agent(socket: &Path) -> Option<ward_shared::status::AgentStatus> 
 }
 
 #[global_allocator]
-static ALLOCATOR: ward_agent::budget::Allocator = ward_agent::budget::Allocator;
+static ALLOCATOR: ward_agent::allocator::Allocator = ward_agent::allocator::Allocator;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -190,19 +190,24 @@ fn main() -> ExitCode {
                 if json {
                     println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
                 } else {
-                    print!("{}", ward_agent::status::render(s, daemon::now_ms()));
+                    print!(
+                        "{}",
+                        ward_agent::status::render(s, ward_shared::time::now_ms())
+                    );
                 }
             };
             let file = ward_agent::status::read(&dir);
             let why = match &file {
-                Ok(s) if s.state == "running" && daemon::now_ms() - s.updated < 30_000 => {
+                Ok(s)
+                    if s.state == "running" && ward_shared::time::now_ms() - s.updated < 30_000 =>
+                {
                     show(s);
                     return ExitCode::SUCCESS;
                 }
                 Ok(s) => format!(
                     "its status is {} and {} s old",
                     s.state,
-                    (daemon::now_ms() - s.updated) / 1000
+                    (ward_shared::time::now_ms() - s.updated) / 1000
                 ),
                 Err(e) => e.clone(),
             };
@@ -211,7 +216,7 @@ fn main() -> ExitCode {
             if let Some(live) = ask_running_agent(&socket) {
                 eprintln!(
                     "ward-agent: {} is not up to date ({why}); the agent answered on {} instead",
-                    ward_agent::status::path(&dir).display(),
+                    ward_agent::system::status_path(&dir).display(),
                     socket.display()
                 );
                 show(&live);
@@ -314,7 +319,7 @@ fn main() -> ExitCode {
         }
         Command::Run { config, data_dir } => {
             // Before the runtime starts any thread.
-            let allocator = ward_agent::budget::tune_allocator();
+            let allocator = ward_agent::allocator::tune_allocator();
             let cfg = match load_config(config.as_deref(), data_dir.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {

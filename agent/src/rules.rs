@@ -15,8 +15,8 @@ use ward_shared::TimestampMs;
 use ward_shared::incident::{IncidentContext, IncidentSource, Severity, Signal};
 
 use crate::collect::gpu::GpuTable;
-use crate::daemon::SharedStore;
 use crate::incidents::{Conditions, Incidents, Raise};
+use crate::store::SharedStore;
 use crate::store::{Aggregation, Query, StoreError};
 
 /// Which rules run, and their limits.

@@ -9,14 +9,125 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ward_shared::status::{AgentStatus, CollectorHealth, StoreHealth};
+use tracing::warn;
+use ward_shared::TimestampMs;
+use ward_shared::status::{
+    AgentStatus, BudgetHealth, CollectorHealth, DetectHealth, JobsHealth, NotifyHealth,
+    StatsdHealth, StoreHealth,
+};
+use ward_shared::time::now_ms;
 
+use crate::budget::Budget;
 use crate::collect::gpu::GpuTable;
 use crate::collect::runner::{CollectorState, CollectorStatus};
-use crate::store::StoreStats;
+use crate::collect::statsd::StatsdCounts;
+use crate::detect::live::DetectStats;
+use crate::export::{ExportSettings, ExportStats};
+use crate::incidents::SharedIncidents;
+use crate::jobs::SharedJobs;
+use crate::jobs::spool::SpoolCounts;
+use crate::notify::NotifyStats;
+use crate::store::{SharedStore, StoreStats};
+use crate::sync::Shared;
+use crate::system::status_path;
 
-pub fn path(data_dir: &Path) -> PathBuf {
-    data_dir.join("status.json")
+/// What the status reads, gathered once at start: the running parts' shared
+/// books and counters. [`StatusSources::build`] makes the status of any
+/// moment from them; the API serves it and [`StatusSources::write`] puts it
+/// where `ward-agent status` reads it.
+#[derive(Debug)]
+pub struct StatusSources {
+    pub host: String,
+    pub data_dir: PathBuf,
+    pub started: TimestampMs,
+    pub store: SharedStore,
+    pub gpus: GpuTable,
+    pub collectors: Vec<Arc<CollectorStatus>>,
+    pub jobs: SharedJobs,
+    pub incidents: SharedIncidents,
+    pub spool: SpoolCounts,
+    pub budget: Shared<Budget>,
+    pub notify: Option<Arc<NotifyStats>>,
+    pub detect: Option<Arc<DetectStats>>,
+    pub export: Option<(Arc<ExportStats>, ExportSettings)>,
+    /// The StatsD listener's counters and the address it is bound to.
+    pub statsd: Option<(Arc<StatsdCounts>, String)>,
+}
+
+impl StatusSources {
+    /// The agent's status now, in `state` ("running", "stopped").
+    pub fn build(&self, state: &str) -> AgentStatus {
+        let (gpu_unavailable, gpu_count) = gpu_fields(&self.gpus);
+        AgentStatus {
+            host: self.host.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            started: self.started,
+            updated: now_ms(),
+            state: state.to_string(),
+            collectors: collectors(&self.collectors),
+            gpu_unavailable,
+            gpus: gpu_count,
+            store: store(&self.store.lock().stats()),
+            jobs: {
+                let book = self.jobs.lock();
+                let (count, running) = book.counts();
+                JobsHealth {
+                    jobs: count as u64,
+                    running: running as u64,
+                    events_accepted: book.accepted,
+                    events_refused: book.refused,
+                    spool_files_delivered: self.spool.delivered.load(Ordering::Relaxed),
+                    spool_files_bad: self.spool.bad.load(Ordering::Relaxed),
+                    incidents_active: self.incidents.lock().active_count() as u64,
+                }
+            },
+            budget: {
+                let b = self.budget.lock();
+                Some(BudgetHealth {
+                    rss_bytes: b.rss,
+                    cpu_share: b.cpu,
+                    max_rss_bytes: b.max_rss,
+                    max_cpu_share: b.max_cpu,
+                    shedding: b.shed.names(),
+                })
+            },
+            notify: self.notify.as_ref().map(|n| NotifyHealth {
+                sent: n.sent.load(Ordering::Relaxed),
+                failed: n.failed.load(Ordering::Relaxed),
+                rate_limited: n.rate_limited.load(Ordering::Relaxed),
+                queue_full: n.queue_full.load(Ordering::Relaxed),
+            }),
+            detect: self.detect.as_ref().map(|d| DetectHealth {
+                series: d.series.load(Ordering::Relaxed),
+                dropped_batches: d.dropped.load(Ordering::Relaxed),
+                anomaly_rate: f64::from_bits(d.rate.load(Ordering::Relaxed)),
+                trainings: d.trainings.load(Ordering::Relaxed),
+                trainings_deferred: d.deferred.load(Ordering::Relaxed),
+                series_unscored: d.unscored.load(Ordering::Relaxed),
+                max_series: d.max_series.load(Ordering::Relaxed),
+                memory_bytes: d.memory.load(Ordering::Relaxed),
+            }),
+            exporter: self
+                .export
+                .as_ref()
+                .map(|(stats, settings)| stats.health(settings)),
+            statsd: self.statsd.as_ref().map(|(c, listen)| StatsdHealth {
+                listen: listen.clone(),
+                packets: c.packets.load(Ordering::Relaxed),
+                malformed_lines: c.malformed_lines.load(Ordering::Relaxed),
+                dropped_cardinality: c.dropped_cardinality.load(Ordering::Relaxed),
+                dropped_receive_buffer: c.dropped_receive_buffer.load(Ordering::Relaxed),
+            }),
+        }
+    }
+
+    /// Writes the status in `state` to the status file; a failure is logged.
+    pub fn write(&self, state: &str) {
+        if let Err(e) = write(&self.data_dir, &self.build(state)) {
+            warn!(error = %e, "could not write the status file");
+        }
+    }
 }
 
 /// The health of each collector, as the status shows it.
@@ -65,11 +176,11 @@ pub fn write(data_dir: &Path, status: &AgentStatus) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     let tmp = data_dir.join("status.json.tmp");
     std::fs::write(&tmp, json)?;
-    std::fs::rename(tmp, path(data_dir))
+    std::fs::rename(tmp, status_path(data_dir))
 }
 
 pub fn read(data_dir: &Path) -> Result<AgentStatus, String> {
-    let p = path(data_dir);
+    let p = status_path(data_dir);
     let text = std::fs::read_to_string(&p).map_err(|e| {
         format!(
             "{}: {e}; is an agent running with this data directory?",

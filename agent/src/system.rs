@@ -10,6 +10,11 @@ use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+/// Where an agent whose data directory is `data_dir` writes its status.
+pub fn status_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("status.json")
+}
+
 /// The system agent's API socket (the unit's `WARD_API_SOCKET`).
 pub const SOCKET: &str = "/run/ward/api.sock";
 /// The system agent's data directory (the unit's `WARD_AGENT_DATA_DIR`).
@@ -53,10 +58,10 @@ pub fn data_dir_instead_of(own: &Path) -> Result<Option<PathBuf>, String> {
 }
 
 fn data_dir_at(own: &Path, system: &Path) -> Result<Option<PathBuf>, String> {
-    if own == system || crate::status::path(own).exists() || !system.exists() {
+    if own == system || status_path(own).exists() || !system.exists() {
         return Ok(None);
     }
-    let status = crate::status::path(system);
+    let status = status_path(system);
     match std::fs::metadata(&status) {
         Ok(_) => Ok(Some(system.to_path_buf())),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
@@ -97,10 +102,10 @@ mod tests {
         let system = dir.path().join("system");
         std::fs::create_dir_all(&system).unwrap();
         assert_eq!(data_dir_at(&own, &system), Ok(None));
-        std::fs::write(crate::status::path(&system), "{}").unwrap();
+        std::fs::write(status_path(&system), "{}").unwrap();
         assert_eq!(data_dir_at(&own, &system), Ok(Some(system.clone())));
         std::fs::create_dir_all(&own).unwrap();
-        std::fs::write(crate::status::path(&own), "{}").unwrap();
+        std::fs::write(status_path(&own), "{}").unwrap();
         assert_eq!(data_dir_at(&own, &system), Ok(None));
     }
 }

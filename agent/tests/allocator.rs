@@ -1,5 +1,5 @@
-//! The agent's allocator settings (`budget::tune_allocator`) and its global
-//! allocator (`budget::Allocator`), in a test process of their own and on
+//! The agent's allocator settings (`allocator::tune_allocator`) and its global
+//! allocator (`allocator::Allocator`), in a test process of their own and on
 //! its main thread, where the agent makes the settings before any other
 //! thread starts: they apply to the whole process.
 
@@ -16,7 +16,7 @@ mod glibc {
     /// fills a buffer of `len` bytes; returns how many more bytes glibc held
     /// in buffers of their own while it was held, and after it was freed.
     fn mapped_while_held_and_after(len: usize) -> (usize, usize) {
-        ward_agent::budget::release_free_memory();
+        ward_agent::allocator::release_free_memory();
         let before = mapped_bytes();
         let buf = std::hint::black_box(vec![7u8; len]);
         let during = mapped_bytes().saturating_sub(before);
@@ -30,7 +30,7 @@ mod glibc {
         // buffer grows the heap, where its pages stay after it is freed.
         assert_eq!(mapped_while_held_and_after(LEN), (0, 0), "untuned");
 
-        let made = ward_agent::budget::tune_allocator();
+        let made = ward_agent::allocator::tune_allocator();
         assert_eq!(made, ["arena_max=1", "mmap_threshold=64KiB"]);
         let (during, after) = mapped_while_held_and_after(LEN);
         assert!(
@@ -81,7 +81,7 @@ mod glibc {
             "{untouched} of 128 pages resident from the system"
         );
         // The agent's allocator: all 128 pages count from the start.
-        let committed = resident_when_allocated(&ward_agent::budget::Allocator);
+        let committed = resident_when_allocated(&ward_agent::allocator::Allocator);
         assert_eq!(committed, 128, "pages resident from the agent's allocator");
         println!("test sleds_io_buffer_is_committed_when_allocated ... ok");
     }

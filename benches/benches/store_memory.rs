@@ -9,7 +9,7 @@
 //! and the growth per seal over the run after the first two hours: memory
 //! the store keeps for good for each window sealed (its heads and rollups
 //! are full by then). The allocator is set up as the agent sets it
-//! (`budget::tune_allocator`). sled's page cache is 8 MiB here, as in the
+//! (`allocator::tune_allocator`). sled's page cache is 8 MiB here, as in the
 //! agent, so what sled keeps of its tree can grow to that much before it
 //! evicts.
 //!
@@ -35,7 +35,7 @@ fn heap_in_use() -> u64 {
 
 // The agent's allocator, as `ward-agent` sets it.
 #[global_allocator]
-static ALLOCATOR: ward_agent::budget::Allocator = ward_agent::budget::Allocator;
+static ALLOCATOR: ward_agent::allocator::Allocator = ward_agent::allocator::Allocator;
 
 fn main() {
     let hours: i64 = std::env::var("WARD_BENCH_HOURS")
@@ -45,7 +45,7 @@ fn main() {
     assert!(hours >= 4, "WARD_BENCH_HOURS must be at least 4");
     // The allocator's settings as the agent makes them (unless the
     // environment does).
-    println!("allocator: {:?}", ward_agent::budget::tune_allocator());
+    println!("allocator: {:?}", ward_agent::allocator::tune_allocator());
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open store");
     let mut host = HostSim::register(&mut store, 8, 42).expect("register series");

@@ -198,11 +198,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 #[global_allocator]
-static ALLOCATOR: ward_agent::budget::Allocator = ward_agent::budget::Allocator;
+static ALLOCATOR: ward_agent::allocator::Allocator = ward_agent::allocator::Allocator;
 
 fn main() -> ExitCode {
     // Before any thread: the dashboard may run the agent in this process.
-    ward_agent::budget::tune_allocator();
+    ward_agent::allocator::tune_allocator();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

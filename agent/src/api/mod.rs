@@ -36,10 +36,11 @@ use auth::Role;
 
 use crate::collect::gpu::GpuTable;
 use crate::collect::process::ProcessTable;
-use crate::daemon::{SharedStore, now_ms};
 use crate::incidents::{IncidentError, SharedIncidents};
 use crate::jobs::{JobError, SharedJobs};
 use crate::store::Query as StoreQuery;
+use crate::store::SharedStore;
+use ward_shared::time::now_ms;
 
 /// Most bytes a request body may have.
 pub const BODY_LIMIT: usize = 64 << 10;

@@ -9,7 +9,8 @@
 
 use ward_shared::SeriesDesc;
 
-use super::{CollectError, Collector, Emitter, LocalId, USER_HZ, key};
+use super::{CollectError, Collector, Emitter, LocalId, key};
+use crate::procfs::{own_cpu_seconds, own_rss_bytes};
 
 /// What the store says of itself: (bytes stored, samples accepted).
 pub type StoreFigures = Box<dyn Fn() -> (u64, u64) + Send>;
@@ -38,25 +39,6 @@ impl AgentCollector {
             ids: None,
         }
     }
-}
-
-/// Resident set size of this process, in bytes.
-pub fn own_rss_bytes() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}
-
-/// User plus system CPU time of this process, in seconds.
-pub fn own_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // After the parenthesised command: state is field 3, utime and stime 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
 }
 
 impl Collector for AgentCollector {

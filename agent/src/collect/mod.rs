@@ -178,9 +178,7 @@ pub fn read_into(path: &Path, buf: &mut String) -> Result<(), CollectError> {
         .map_err(CollectError::io(path))
 }
 
-/// The clock tick of /proc/stat and /proc/<pid>/stat times (USER_HZ), which
-/// Linux fixes at 100 on every architecture it exports to user space.
-pub const USER_HZ: f64 = 100.0;
+pub use crate::procfs::USER_HZ;
 
 /// Seconds since the epoch at which the host booted, for counters' start time.
 pub fn boot_time_ms(proc: &Path) -> Option<i64> {

@@ -271,7 +271,7 @@ fn airflow_run(line: &Line, seq: &mut u64) -> Option<JobEvent> {
     let dag = label("dag_id")?;
     *seq += 1;
     // StatsD carries no run id: the arrival time and a sequence number make one.
-    let run = format!("statsd-{}-{seq}", crate::daemon::now_ms());
+    let run = format!("statsd-{}-{seq}", ward_shared::time::now_ms());
     let mut e = JobEvent::new(dag, &run, JobEventKind::Finish);
     e.duration_s = (ms.is_finite() && ms > 0.0).then_some(ms / 1000.0);
     e.success = Some(state == "success");

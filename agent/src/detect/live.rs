@@ -37,8 +37,8 @@ use ward_shared::incident::{Feedback, IncidentContext, IncidentSource, Severity,
 use ward_shared::{MetricKind, Sample, SeriesDesc, SeriesId, TimestampMs};
 
 use super::{Detector, Params, SAVED_FORMAT, Saved, SavedError};
-use crate::daemon::SharedStore;
 use crate::incidents::{Raise, SharedIncidents};
+use crate::store::SharedStore;
 use crate::store::{Collection, ModelFile};
 
 /// How live detection decides.
@@ -686,9 +686,9 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::SharedStore;
     use crate::detect::Model;
     use crate::incidents::Incidents;
+    use crate::store::SharedStore;
     use crate::store::{Store, StoreOptions};
     use ward_shared::incident::IncidentState;
     use ward_shared::{Labels, SeriesKey};

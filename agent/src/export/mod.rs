@@ -36,16 +36,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use ward_shared::incident::{Incident, IncidentEvent};
-use ward_shared::jobs::JobRun;
 use ward_shared::time::now_ms;
 use ward_shared::{Sample, SeriesDesc, SeriesId, TimestampMs};
 
-use crate::daemon::SharedStore;
-use crate::store::{Collection, Store, StoreError};
+pub use crate::store::Outgoing;
+use crate::store::{Collection, SharedStore, Store, StoreError};
 use send::{Outcome, Payload, Sender};
 
 /// How far behind the clock samples are read, at least.
@@ -89,31 +87,6 @@ pub struct ExportSettings {
     pub host: String,
     /// The collectors' interval: how dense the series are.
     pub sample_interval: Duration,
-}
-
-/// What waits in the store's outbox for the log exporter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Outgoing {
-    /// One change to an incident, with the incident as it was after it.
-    Incident {
-        change: IncidentEvent,
-        incident: Box<Incident>,
-    },
-    /// A run that finished.
-    JobRun { run: Box<JobRun> },
-}
-
-impl Outgoing {
-    /// Queues the event in `store`'s outbox (a no-op unless an exporter
-    /// wants events).
-    pub fn queue(&self, store: &mut Store) -> Result<(), StoreError> {
-        if !store.outbox_enabled() {
-            return Ok(());
-        }
-        let json = serde_json::to_vec(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        store.push_outbox(&json)
-    }
 }
 
 /// The exporter's health, for the status and its own series.

@@ -19,7 +19,7 @@ use axum::routing::get;
 use ward_shared::time::now_ms;
 use ward_shared::{MetricKind, SeriesDesc, TimestampMs};
 
-use crate::daemon::SharedStore;
+use crate::store::SharedStore;
 use crate::store::Store;
 
 /// Series with no sample for this long are not shown.

@@ -17,7 +17,6 @@ pub mod spc;
 pub mod spool;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;
 use tracing::warn;
@@ -25,8 +24,8 @@ use ward_shared::TimestampMs;
 use ward_shared::incident::{IncidentContext, IncidentSource, Severity, Signal};
 use ward_shared::jobs::{JobEvent, JobEventKind, JobRun, JobSummary, RunStatus};
 
-use crate::daemon::SharedStore;
 use crate::incidents::{Conditions, Incidents, Raise};
+use crate::store::SharedStore;
 use crate::store::{Collection, StoreError};
 
 /// Reads one measure of a run, for control charts.
@@ -101,18 +100,7 @@ pub struct JobBook {
 }
 
 /// The book, shared by the API, the spool reader and the health timer.
-#[derive(Debug, Clone)]
-pub struct SharedJobs(Arc<Mutex<JobBook>>);
-
-impl SharedJobs {
-    pub fn new(book: JobBook) -> Self {
-        Self(Arc::new(Mutex::new(book)))
-    }
-
-    pub fn lock(&self) -> MutexGuard<'_, JobBook> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+pub type SharedJobs = crate::sync::Shared<JobBook>;
 
 fn run_key(job: &str, started: TimestampMs, run: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(job.len() + run.len() + 9);
@@ -216,7 +204,7 @@ impl JobBook {
             &json,
         )?;
         if run.status != RunStatus::Running {
-            crate::export::Outgoing::JobRun {
+            crate::store::Outgoing::JobRun {
                 run: Box::new(run.clone()),
             }
             .queue(&mut store)?;

@@ -30,10 +30,9 @@ use ward_shared::client::{Client, ClientError};
 use ward_shared::jobs::{JobEvent, JobEventKind};
 
 use crate::collect::gpu::GpuSource;
-use crate::daemon::now_ms;
+use ward_shared::time::now_ms;
 
-/// Clock ticks per second of /proc's CPU times (USER_HZ).
-const TICKS_PER_S: f64 = 100.0;
+use crate::procfs::USER_HZ as TICKS_PER_S;
 
 /// Opens NVML (or a fake) to measure the run's GPU memory.
 pub type OpenGpus = fn() -> Result<Box<dyn GpuSource>, String>;

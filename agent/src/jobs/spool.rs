@@ -8,6 +8,8 @@
 //! in a loop and never deleted: it may be all there is of a run.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::{info, warn};
 use ward_shared::jobs::JobEvent;
@@ -49,6 +51,20 @@ pub struct Drained {
     pub refused: usize,
     /// Files that did not parse, set aside as `*.bad`.
     pub bad_files: usize,
+}
+
+/// Spool files taken in and set aside since start, for the status.
+#[derive(Debug, Clone, Default)]
+pub struct SpoolCounts {
+    pub delivered: Arc<AtomicU64>,
+    pub bad: Arc<AtomicU64>,
+}
+
+impl SpoolCounts {
+    pub fn add(&self, d: Drained) {
+        self.delivered.fetch_add(d.files as u64, Ordering::Relaxed);
+        self.bad.fetch_add(d.bad_files as u64, Ordering::Relaxed);
+    }
 }
 
 /// Hands every spooled event to `apply`, oldest run first, and removes

@@ -86,8 +86,12 @@ use tracing::{debug, error, info, warn};
 use ward_shared::{Sample, SeriesDesc, SeriesId, SeriesKey, TimestampMs};
 
 pub use models::ModelFile;
+pub use outbox::Outgoing;
 pub use query::{Aggregation, Point, Query};
 pub use series::{TIER_1H, TIER_1M, Tier};
+
+/// The store, shared by the agent's tasks (see [`crate::sync`]).
+pub type SharedStore = crate::sync::Shared<Store>;
 
 use blocks::{BlockFiles, ReadFailure};
 use codec::{decode_chunk, round_to};

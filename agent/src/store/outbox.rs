@@ -7,9 +7,37 @@
 //! until an exporter enables the outbox, and it holds at most
 //! [`OUTBOX_MAX`] entries: past that the oldest go, counted.
 
+use serde::{Deserialize, Serialize};
 use tracing::warn;
+use ward_shared::incident::{Incident, IncidentEvent};
+use ward_shared::jobs::JobRun;
 
 use super::{Collection, Store, StoreError, doc_key};
+
+/// What waits in the store's outbox for the log exporter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outgoing {
+    /// One change to an incident, with the incident as it was after it.
+    Incident {
+        change: IncidentEvent,
+        incident: Box<Incident>,
+    },
+    /// A run that finished.
+    JobRun { run: Box<JobRun> },
+}
+
+impl Outgoing {
+    /// Queues the event in `store`'s outbox (a no-op unless an exporter
+    /// wants events).
+    pub fn queue(&self, store: &mut Store) -> Result<(), StoreError> {
+        if !store.outbox_enabled() {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        store.push_outbox(&json)
+    }
+}
 
 /// Most events kept for the log exporter.
 pub const OUTBOX_MAX: u64 = 100_000;

@@ -14,7 +14,7 @@ use tower::ServiceExt;
 use ward_agent::api::auth::{Guard, Tokens, Transport};
 use ward_agent::api::{ApiState, router};
 use ward_agent::config::Config;
-use ward_agent::daemon::SharedStore;
+use ward_agent::store::SharedStore;
 use ward_agent::incidents::{Incidents, SharedIncidents};
 use ward_agent::jobs::{JobBook, SharedJobs};
 use ward_agent::store::{Store, StoreOptions};
