@@ -19,8 +19,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use ward_agent::store::SharedStore;
 use ward_agent::export::{ExportSettings, Protocol};
+use ward_agent::store::SharedStore;
 use ward_agent::store::{Collection, Store, StoreOptions};
 use ward_shared::{Labels, Sample, SeriesDesc, SeriesKey};
 

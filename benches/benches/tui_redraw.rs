@@ -11,7 +11,7 @@ use ward_shared::MetricKind;
 use ward_shared::api::{ProcessInfo, ProcessSnapshot, SeriesInfo};
 use ward_shared::status::{AgentStatus, CollectorHealth, StoreHealth};
 use ward_tui::app::{App, View};
-use ward_tui::fetch::{Overview, Trend, Update};
+use ward_tui::message::{Overview, Trend, Update};
 use ward_tui::ui;
 
 fn trend(n: usize, scale: f64) -> Trend {

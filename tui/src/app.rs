@@ -16,7 +16,7 @@ use ratatui::layout::Rect;
 use ward_shared::incident::{Feedback, Incident};
 use ward_shared::jobs::{JobRun, JobSummary};
 
-use crate::fetch::{Action, Overview, Request, Update};
+use crate::message::{Action, Overview, Request, Update};
 
 /// Chart spans, from the closest look to the widest.
 pub const SPANS: [(i64, &str); 7] = [
@@ -122,7 +122,7 @@ pub struct App {
     pub incident_chart: Option<IncidentChart>,
     /// The fleet file's agents (empty without one), and how each is doing.
     pub fleet_members: Vec<crate::fleet::Member>,
-    pub fleet: Vec<crate::fleet::HostRow>,
+    pub fleet: Vec<crate::message::HostRow>,
     pub fleet_selected: usize,
     /// Where the current view's list was last drawn: its area, the line of
     /// its first row, and how far it was scrolled. Drawing records it
@@ -900,7 +900,8 @@ mod tests {
 
     #[test]
     fn enter_on_a_fleet_member_watches_it_from_then_on() {
-        use crate::fleet::{HostRow, Member};
+        use crate::fleet::Member;
+        use crate::message::HostRow;
         let mut app = App::new("local");
         app.fleet_members = vec![
             Member {

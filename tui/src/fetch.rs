@@ -8,122 +8,12 @@ use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
-use ward_shared::api::{Aggregation, GpuState, ProcessSnapshot, QueryRequest, SeriesInfo};
+use ward_shared::api::{Aggregation, QueryRequest};
 use ward_shared::client::{Client, Endpoint};
-use ward_shared::incident::{Feedback, Incident};
-use ward_shared::jobs::{JobRun, JobSummary};
-use ward_shared::status::AgentStatus;
+use ward_shared::incident::Feedback;
 use ward_shared::time::now_ms;
 
-/// What the UI asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    /// The series whose key contains this text.
-    Series(String),
-    /// A chart: series, range end (ms; `None` = now) and span (ms).
-    Chart {
-        series: u32,
-        end: Option<i64>,
-        span: i64,
-    },
-    /// Something an operator does to an incident.
-    Act {
-        incident: u64,
-        action: Action,
-    },
-    /// Watch another agent from now on (drilling into a fleet member):
-    /// its address and API token.
-    Connect {
-        address: String,
-        token: Option<String>,
-        ca_file: Option<std::path::PathBuf>,
-    },
-    /// The runs of a job, newest first.
-    JobRuns(String),
-    /// The series an incident is about, around its time.
-    IncidentChart {
-        incident: u64,
-        key: String,
-        start: i64,
-        end: Option<i64>,
-    },
-    Stop,
-}
-
-/// What can be done to an incident from the dashboard.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Acknowledge,
-    Resolve,
-    Note(String),
-    Feedback(Feedback),
-}
-
-/// A host figure over the last minutes, for an overview tile.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Trend {
-    pub points: Vec<(i64, f64)>,
-}
-
-impl Trend {
-    pub fn last(&self) -> Option<f64> {
-        self.points.last().map(|p| p.1)
-    }
-}
-
-/// The overview's figures.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Overview {
-    pub cpu_busy: Trend,
-    pub memory_used: Trend,
-    pub network_rx: Trend,
-    pub network_tx: Trend,
-    pub disk_io: Trend,
-    pub load: Trend,
-    /// Mean utilization over the whole GPUs (MIG instances left out).
-    pub gpu_busy: Trend,
-    /// The host anomaly rate.
-    pub anomaly: Trend,
-    /// Job runs going on, and active incidents.
-    pub jobs_running: Trend,
-    pub incidents_active: Trend,
-}
-
-/// What the worker sends back.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Update {
-    Status(Box<AgentStatus>),
-    Overview(Overview),
-    Processes(ProcessSnapshot),
-    Gpus(GpuState),
-    Series(Vec<SeriesInfo>),
-    Chart {
-        series: u32,
-        start: i64,
-        end: i64,
-        points: Vec<(i64, f64)>,
-    },
-    /// Active incidents first, then the resolved ones kept.
-    Incidents(Vec<Incident>),
-    Jobs(Vec<JobSummary>),
-    JobRuns {
-        job: String,
-        runs: Vec<JobRun>,
-    },
-    /// An action went through: what to tell the operator.
-    Done(String),
-    /// Every agent of the fleet, worst first.
-    Fleet(Vec<crate::fleet::HostRow>),
-    IncidentChart {
-        incident: u64,
-        key: String,
-        start: i64,
-        end: i64,
-        points: Vec<(i64, f64)>,
-    },
-    /// A fetch failed; the screen shows it and keeps the last data.
-    Failed(String),
-}
+use crate::message::{Action, Overview, Request, Trend, Update};
 
 /// Overview span and step.
 const OVERVIEW_SPAN: i64 = 5 * 60_000;

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use ward_shared::client::{Client, Endpoint};
 use ward_shared::incident::Severity;
 
-use crate::fetch::Update;
+use crate::message::{HostRow, Update};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,41 +79,6 @@ pub fn load(path: &Path) -> Result<Vec<Member>, String> {
         }
     }
     Ok(file.agent)
-}
-
-/// One agent as the fleet view shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostRow {
-    pub name: String,
-    pub address: String,
-    /// Why it could not be asked, if it could not.
-    pub unreachable: Option<String>,
-    pub host: String,
-    pub incidents: usize,
-    pub critical: usize,
-    pub anomaly_rate: Option<f64>,
-    /// The worst active incident's title.
-    pub worst: Option<String>,
-    pub jobs: u64,
-}
-
-impl HostRow {
-    /// Worst first: unreachable, then by critical and open incidents, then anomaly rate.
-    pub fn rank(rows: &mut [HostRow]) {
-        rows.sort_by(|a, b| {
-            b.unreachable
-                .is_some()
-                .cmp(&a.unreachable.is_some())
-                .then(b.critical.cmp(&a.critical))
-                .then(b.incidents.cmp(&a.incidents))
-                .then(
-                    b.anomaly_rate
-                        .unwrap_or(0.0)
-                        .total_cmp(&a.anomaly_rate.unwrap_or(0.0)),
-                )
-                .then(a.name.cmp(&b.name))
-        });
-    }
 }
 
 async fn ask(m: &Member) -> HostRow {

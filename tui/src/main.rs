@@ -20,7 +20,8 @@ use ward_agent::config::Config;
 use ward_shared::client::{Client, Endpoint};
 use ward_shared::time::now_ms;
 use ward_tui::app::App;
-use ward_tui::fetch::{self, Request};
+use ward_tui::fetch;
+use ward_tui::message::Request;
 use ward_tui::ui;
 
 /// The terminal dashboard for Ward agents.

@@ -18,7 +18,7 @@ use ward_shared::incident::{Incident, IncidentState, Severity};
 use ward_shared::jobs::{JobRun, RunStatus};
 
 use crate::app::{App, SPANS, View};
-use crate::fetch::Trend;
+use crate::message::Trend;
 
 pub fn draw(f: &mut Frame, app: &App) {
     let [top, main, bottom] = Layout::vertical([
@@ -1202,7 +1202,7 @@ fn draw_help(f: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::{Overview, Update};
+    use crate::message::{Overview, Update};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use ward_shared::MetricKind;
@@ -1505,7 +1505,8 @@ mod tests {
 
     #[test]
     fn the_fleet_worst_first_at_100x12() {
-        use crate::fleet::{HostRow, Member};
+        use crate::fleet::Member;
+        use crate::message::HostRow;
         let mut app = fixed_app();
         app.view = View::Fleet;
         let member = |name: &str| Member {
@@ -1582,7 +1583,7 @@ mod tests {
         render(&app, 100, 24);
         assert_eq!(
             app.update(&click(30, 5), 0),
-            vec![crate::fetch::Request::JobRuns("report".into())]
+            vec![crate::message::Request::JobRuns("report".into())]
         );
         assert_eq!(app.job_selected, 2);
     }
