@@ -646,20 +646,26 @@ fn a_real_statsd_client_reports_airflow_dags_as_jobs() {
 }
 
 #[test]
-fn the_readme_shows_the_default_config_as_the_code_has_it() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+fn the_configuration_doc_shows_the_default_config_as_the_code_has_it() {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
     let defaults = ward_agent::config::default_toml();
     assert!(
         readme.contains(&format!("```toml\n{defaults}```")),
-        "README.md's config block differs from `ward-agent default-config`:\n{defaults}"
+        "docs/configuration.md's config block differs from `ward-agent default-config`:\n{defaults}"
     );
 }
 
 #[test]
-fn the_readme_explains_every_config_key() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+fn the_configuration_doc_explains_every_config_key() {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
     let table: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
     let mut section = String::new();
     let mut missing = Vec::new();
@@ -678,7 +684,7 @@ fn the_readme_explains_every_config_key() {
     }
     assert!(
         missing.is_empty(),
-        "README.md's keys table has no row for {missing:?}"
+        "docs/configuration.md's keys table has no row for {missing:?}"
     );
 }
 
