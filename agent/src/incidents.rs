@@ -112,6 +112,13 @@ pub struct Incidents {
     queued: HashMap<u64, usize>,
 }
 
+/// `[incidents]`: how incidents live.
+#[derive(Debug, Clone)]
+pub struct IncidentsSettings {
+    /// How long a condition must stay gone before its incident resolves itself.
+    pub resolve_after: std::time::Duration,
+}
+
 /// The book, shared by the API and whoever raises incidents.
 pub type SharedIncidents = crate::sync::Shared<Incidents>;
 
@@ -463,7 +470,7 @@ fn event(at: TimestampMs, by: &str, what: &str) -> IncidentEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, StoreOptions};
+    use crate::store::{Store, StoreSettings};
 
     fn raise(key: &str, severity: Severity) -> Raise {
         Raise {
@@ -479,7 +486,7 @@ mod tests {
     #[test]
     fn a_condition_that_comes_back_before_the_quiet_period_stays_one_incident() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
         let mut book = Incidents::open(store.clone(), 60_000).unwrap();
         let id = book
             .raise(raise("disk:/", Severity::Warning), 1_000)
@@ -530,7 +537,7 @@ mod tests {
     #[test]
     fn a_title_that_follows_the_numbers_keeps_one_update_and_exports_each() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
         store.lock().enable_outbox().unwrap();
         let mut book = Incidents::open(store.clone(), 60_000).unwrap();
         let full_in = |hours: u32| Raise {

@@ -142,13 +142,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => match Config::load(Some(&file), std::env::vars()) {
+            // The files the API loads at start are checked as it loads them.
+            Ok(c) if let Err(e) = ward_agent::api::Credentials::load(&c.api) => {
+                eprintln!("ward-agent: {}: {e}", file.display());
+                ExitCode::from(2)
+            }
             Ok(c) => {
                 println!(
                     "{}: ok (data in {}, interval {:?}, disk budget {} bytes)",
                     file.display(),
                     c.agent.data_dir.display(),
                     c.agent.interval,
-                    c.store.options.disk_budget
+                    c.store.disk_budget
                 );
                 ExitCode::SUCCESS
             }
@@ -288,7 +293,7 @@ fn main() -> ExitCode {
                 gpus: cfg
                     .collect
                     .enabled
-                    .contains(&"gpu")
+                    .contains(&ward_agent::collect::CollectorKind::Gpu)
                     .then_some(ward_agent::collect::gpu::nvml::NvmlSource::open as _),
                 proc_path: cfg.collect.paths.proc.clone(),
             };
@@ -331,11 +336,22 @@ fn main() -> ExitCode {
             tracing::debug!(settings = ?allocator, "allocator tuned");
             match run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "agent failed");
-                    eprintln!("ward-agent: {e:#}");
-                    ExitCode::FAILURE
-                }
+                Err(e) => match e.downcast_ref() {
+                    // A file the API could not load is the config's error, told as one.
+                    Some(daemon::DaemonError::Credentials(why)) => {
+                        let origin = config.as_deref().map_or_else(
+                            || "built-in defaults".to_string(),
+                            |p| p.display().to_string(),
+                        );
+                        eprintln!("ward-agent: {origin}: {why}");
+                        ExitCode::from(2)
+                    }
+                    _ => {
+                        tracing::error!(error = format!("{e:#}"), "agent failed");
+                        eprintln!("ward-agent: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                },
             }
         }
     }

@@ -289,7 +289,7 @@ impl Rules {
 mod tests {
     use super::*;
     use crate::collect::key;
-    use crate::store::{Store, StoreOptions};
+    use crate::store::{Store, StoreSettings};
     use ward_shared::api::{GpuReading, XidEvent};
     use ward_shared::incident::IncidentState;
     use ward_shared::{Sample, SeriesDesc};
@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn a_filesystem_filling_up_a_hot_gpu_and_an_xid_raise_incidents() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
         let now = 1_795_305_600_000;
         let free = |mount: &str| {
             key(

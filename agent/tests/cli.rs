@@ -10,7 +10,7 @@ use std::time::Duration;
 mod common;
 
 use common::{Running, agent};
-use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_agent::store::{Aggregation, Query, Store, StoreSettings};
 use ward_shared::{Labels, SeriesKey};
 
 fn check(text: &str) -> Output {
@@ -91,7 +91,7 @@ fn the_daemon_stores_its_own_health_refuses_a_second_agent_and_stops_on_signals(
     let mut second = second;
     assert!(second.child.wait().unwrap().success());
 
-    let store = Store::open(&data, StoreOptions::default()).unwrap();
+    let store = Store::open(&data, StoreSettings::default()).unwrap();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let key = SeriesKey::new(
         "ward.agent.memory.rss",
@@ -595,7 +595,7 @@ fn a_real_statsd_client_reports_airflow_dags_as_jobs() {
     let mut running = running;
     assert!(running.child.wait().unwrap().success());
 
-    let store = Store::open(&data, StoreOptions::default()).unwrap();
+    let store = Store::open(&data, StoreSettings::default()).unwrap();
     let last = |text: &str| {
         let (id, _) = store
             .series()

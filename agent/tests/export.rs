@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{Running, agent};
 use serde_json::Value;
-use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_agent::store::{Aggregation, Query, Store, StoreSettings};
 use ward_shared::client::{Client, Endpoint};
 
 /// The Python receiver, writing what it decodes to `out`.
@@ -206,7 +206,7 @@ fn stop_and_open(running: Running, data: &Path) -> Store {
     running.wait_for("store closed");
     let mut running = running;
     assert!(running.child.wait().unwrap().success());
-    Store::open(data, StoreOptions::default()).unwrap()
+    Store::open(data, StoreSettings::default()).unwrap()
 }
 
 /// The store's raw samples of the series that `p` belongs to, between two times (ms).

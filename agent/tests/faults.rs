@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Running, agent};
-use ward_agent::store::{Aggregation as StoreAggregation, Query, Store, StoreOptions};
+use ward_agent::store::{Aggregation as StoreAggregation, Query, Store, StoreSettings};
 use ward_shared::api::{Aggregation, QueryRequest};
 use ward_shared::client::{Client, Endpoint};
 use ward_shared::time::now_ms;
@@ -29,7 +29,7 @@ fn a_damaged_chunk_is_quarantined_reported_and_everything_else_is_still_served()
     // An hour of two series, two sealed 30-minute windows, some hours ago.
     let start = (now_ms() - 4 * 3_600_000) / WINDOW * WINDOW;
     {
-        let mut store = Store::open(&data, StoreOptions::default()).unwrap();
+        let mut store = Store::open(&data, StoreSettings::default()).unwrap();
         let ids: Vec<_> = ["fault.a", "fault.b"]
             .map(|name| {
                 let key = SeriesKey::new(name, Labels::new([("n", "1")]).unwrap()).unwrap();
@@ -366,7 +366,7 @@ fn killed_during_heavy_ingest_the_store_opens_and_loses_at_most_the_flush_interv
         // at most those of the last flush interval (1 s), plus the ticks
         // being collected and handed over (100 ms each) and some scheduling
         // slack on a loaded machine.
-        let store = Store::open(&data, StoreOptions::default()).unwrap();
+        let store = Store::open(&data, StoreSettings::default()).unwrap();
         let (newest, memory) = newest_and_count(&store, "system.memory.usage", began);
         let (statsd_newest, statsd_samples) = newest_and_count(&store, "flood.m", began);
         println!(

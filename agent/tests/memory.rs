@@ -5,13 +5,13 @@
 //! Alone in its test binary: it measures the whole process's RSS.
 
 use ward_agent::budget::measure;
-use ward_agent::store::{Collection, Store, StoreOptions};
+use ward_agent::store::{Collection, Store, StoreSettings};
 
 #[cfg(target_os = "linux")]
 #[test]
 fn what_a_rare_writer_replaced_is_freed_not_kept_by_its_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut store = Store::open(dir.path(), StoreSettings::default()).unwrap();
     // A thread of its own, like the detectors': a 1 MB document rewritten
     // 40 times (40 MB replaced), then nothing more from that thread.
     let (before, after) = std::thread::scope(|s| {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_agent::store::{Aggregation, Query, Store, StoreSettings};
 use ward_shared::{Labels, Sample, SeriesDesc, SeriesId, SeriesKey};
 
 const SERIES: usize = 3;
@@ -92,10 +92,10 @@ fn value(pattern: u8, i: usize) -> f64 {
     }
 }
 
-fn options() -> StoreOptions {
-    StoreOptions {
+fn options() -> StoreSettings {
+    StoreSettings {
         raw_window: Duration::from_millis(WINDOW_MS as u64),
-        ..StoreOptions::default()
+        ..StoreSettings::default()
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use ward_agent::export::{ExportSettings, Protocol};
 use ward_agent::store::SharedStore;
-use ward_agent::store::{Collection, Store, StoreOptions};
+use ward_agent::store::{Collection, Store, StoreSettings};
 use ward_shared::{Labels, Sample, SeriesDesc, SeriesKey};
 
 const SERIES: usize = 300;
@@ -38,7 +38,7 @@ fn cpu_seconds() -> f64 {
 
 /// One hour of samples, the exporter's cursor at its start.
 fn backlog(dir: &std::path::Path) -> (SharedStore, u64) {
-    let mut store = Store::open(dir, StoreOptions::default()).expect("store");
+    let mut store = Store::open(dir, StoreSettings::default()).expect("store");
     let end = ward_shared::time::now_ms() - 10_000;
     let start = end - SECONDS * 1000;
     let ids: Vec<_> = (0..SERIES)

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_agent::store::{Aggregation, Query, Store, StoreSettings};
 use ward_benches::HostSim;
 use ward_shared::{Sample, SeriesId};
 
@@ -21,7 +21,7 @@ const WEEK: i64 = 7 * 24 * HOUR;
 
 fn hour_of_samples() -> Vec<Sample> {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open");
+    let mut store = Store::open(dir.path(), StoreSettings::default()).expect("open");
     let mut host = HostSim::register(&mut store, 8, 7).expect("register");
     let mut out = Vec::new();
     for s in 0..3600 {
@@ -39,7 +39,7 @@ fn append(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().expect("temporary directory");
-                let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open");
+                let mut store = Store::open(dir.path(), StoreSettings::default()).expect("open");
                 // Same registration order as when the samples were made: same ids.
                 HostSim::register(&mut store, 8, 7).expect("register");
                 (dir, store)
@@ -59,7 +59,7 @@ fn append(c: &mut Criterion) {
 /// A store with 7 days of a simulated host: 10 s samples, then the last hour at 1 s.
 fn week_store() -> (tempfile::TempDir, Store, Vec<SeriesId>) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open");
+    let mut store = Store::open(dir.path(), StoreSettings::default()).expect("open");
     let mut host = HostSim::register(&mut store, 8, 11).expect("register");
     let mut batch = Vec::new();
     let mut ts = START;

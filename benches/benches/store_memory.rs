@@ -15,7 +15,7 @@
 //!
 //! Run: `cargo bench -p ward-benches --bench store_memory`
 
-use ward_agent::store::{Store, StoreOptions};
+use ward_agent::store::{Store, StoreSettings};
 use ward_benches::HostSim;
 use ward_benches::procfs::status_kb;
 
@@ -47,7 +47,7 @@ fn main() {
     // environment does).
     println!("allocator: {:?}", ward_agent::allocator::tune_allocator());
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open store");
+    let mut store = Store::open(dir.path(), StoreSettings::default()).expect("open store");
     let mut host = HostSim::register(&mut store, 8, 42).expect("register series");
     let start = 1_767_225_600_000; // 2026-01-01T00:00:00Z
     let pid = std::process::id();

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ward_agent::store::{Store, StoreOptions};
+use ward_agent::store::{Store, StoreSettings};
 use ward_benches::HostSim;
 
 fn dir_bytes(path: &Path) -> u64 {
@@ -34,7 +34,7 @@ fn main() {
         .and_then(|h| h.parse().ok())
         .unwrap_or(24);
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut store = Store::open(dir.path(), StoreOptions::default()).expect("open store");
+    let mut store = Store::open(dir.path(), StoreSettings::default()).expect("open store");
     let mut host = HostSim::register(&mut store, 8, 42).expect("register series");
     let start = 1_767_225_600_000; // 2026-01-01T00:00:00Z
     let mut batch = Vec::with_capacity(host.len());

@@ -11,7 +11,10 @@
 //! what was wrong.
 
 pub mod auth;
+mod settings;
 pub mod tls;
+
+pub use settings::{ApiSettings, CredentialError, Credentials, TlsFiles};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

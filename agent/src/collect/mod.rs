@@ -119,6 +119,50 @@ impl Emitter {
     }
 }
 
+/// `[collect]`: what the agent collects, and where the host's kernel
+/// interfaces are.
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    pub paths: HostPaths,
+    /// The collectors that run, in the order they start.
+    pub enabled: Vec<CollectorKind>,
+    pub process_interval: std::time::Duration,
+}
+
+/// The host collectors there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectorKind {
+    Cpu,
+    Memory,
+    Disk,
+    Filesystem,
+    Network,
+    Process,
+    Gpu,
+    Agent,
+}
+
+impl CollectorKind {
+    /// Every collector and its name, in the order they start.
+    pub const NAMES: [(&'static str, CollectorKind); 8] = [
+        ("cpu", CollectorKind::Cpu),
+        ("memory", CollectorKind::Memory),
+        ("disk", CollectorKind::Disk),
+        ("filesystem", CollectorKind::Filesystem),
+        ("network", CollectorKind::Network),
+        ("process", CollectorKind::Process),
+        ("gpu", CollectorKind::Gpu),
+        ("agent", CollectorKind::Agent),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
 /// What every collector does.
 pub trait Collector: Send {
     /// Short and stable: "cpu", "disk"; used in logs, status and labels.

@@ -188,6 +188,13 @@ pub fn airflow(name: &str) -> (String, Vec<(String, String)>) {
     }
 }
 
+/// `[jobs.statsd]`: where the listener binds and what it keeps.
+#[derive(Debug, Clone)]
+pub struct StatsdSettings {
+    pub listen: String,
+    pub limits: StatsdLimits,
+}
+
 /// Bounds on what the aggregator keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatsdLimits {

@@ -8,7 +8,6 @@ use tracing::{error, info, warn};
 use ward_shared::time::now_ms;
 
 use crate::budget::Shed;
-use crate::collect::Collector;
 use crate::collect::agent::AgentCollector;
 use crate::collect::cpu::CpuCollector;
 use crate::collect::disk::DiskCollector;
@@ -18,6 +17,7 @@ use crate::collect::memory::MemoryCollector;
 use crate::collect::network::NetworkCollector;
 use crate::collect::process::{ProcessCollector, ProcessTable};
 use crate::collect::statsd::StatsdCounts;
+use crate::collect::{Collector, CollectorKind};
 use crate::config::Config;
 use crate::incidents::SharedIncidents;
 use crate::jobs::SharedJobs;
@@ -37,20 +37,20 @@ pub(super) fn host_collectors(
     let (paths, host) = (&config.collect.paths, config.agent.host_name.as_str());
     let every = config.agent.interval;
     let mut out: Vec<Scheduled> = Vec::new();
-    for &name in &config.collect.enabled {
-        let c: Scheduled = match name {
-            "cpu" => (Box::new(CpuCollector::new(paths, host)), every),
-            "memory" => (Box::new(MemoryCollector::new(paths, host)), every),
-            "disk" => (Box::new(DiskCollector::new(paths, host)), every),
-            "filesystem" => (Box::new(FilesystemCollector::new(paths, host)), every),
-            "network" => (Box::new(NetworkCollector::new(paths, host)), every),
-            "process" => (
+    for &kind in &config.collect.enabled {
+        let c: Scheduled = match kind {
+            CollectorKind::Cpu => (Box::new(CpuCollector::new(paths, host)), every),
+            CollectorKind::Memory => (Box::new(MemoryCollector::new(paths, host)), every),
+            CollectorKind::Disk => (Box::new(DiskCollector::new(paths, host)), every),
+            CollectorKind::Filesystem => (Box::new(FilesystemCollector::new(paths, host)), every),
+            CollectorKind::Network => (Box::new(NetworkCollector::new(paths, host)), every),
+            CollectorKind::Process => (
                 Box::new(
                     ProcessCollector::new(paths, host, processes.clone()).with_shed(shed.clone()),
                 ),
                 config.collect.process_interval,
             ),
-            "gpu" => (
+            CollectorKind::Gpu => (
                 Box::new(GpuCollector::new(
                     Box::new(NvmlSource::open),
                     host,
@@ -59,17 +59,13 @@ pub(super) fn host_collectors(
                 )),
                 every,
             ),
-            "agent" => {
+            CollectorKind::Agent => {
                 let store = store.clone();
                 let figures = Box::new(move || store.lock().figures());
                 (
                     Box::new(AgentCollector::new(host, now_ms(), figures)),
                     every,
                 )
-            }
-            other => {
-                warn!(collector = other, "no such collector");
-                continue;
             }
         };
         out.push(c);

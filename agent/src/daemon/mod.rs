@@ -27,12 +27,13 @@ use tracing::{error, info, warn};
 use ward_shared::incident::IncidentContext;
 use ward_shared::time::now_ms;
 
+use crate::api::{CredentialError, Credentials};
 use crate::budget::{Budget, Shed};
 use crate::collect::gpu::GpuTable;
 use crate::collect::process::ProcessTable;
 use crate::collect::runner::Collectors;
 use crate::config::Config;
-use crate::detect::live::{Feed, LiveSettings};
+use crate::detect::live::{DetectSettings, Feed};
 use crate::incidents::{Incidents, SharedIncidents};
 use crate::jobs::spool::SpoolCounts;
 use crate::jobs::{JobBook, SharedJobs};
@@ -48,6 +49,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("a store task stopped: {0}")]
     Task(String),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
 }
 
 /// Runs the agent until `shutdown` is cancelled or one of its tasks fails,
@@ -93,10 +96,9 @@ impl Agent {
     /// logged and the agent runs without it.
     pub async fn start(config: Config) -> Result<Running, DaemonError> {
         let host = config.agent.host_name.clone();
-        let store = SharedStore::new(Store::open(
-            &config.agent.data_dir,
-            config.store.options.clone(),
-        )?);
+        // The API's files first: a bad one stops the agent before it opens anything.
+        let credentials = Credentials::load(&config.api)?;
+        let store = SharedStore::new(Store::open(&config.agent.data_dir, config.store.clone())?);
         let incidents = SharedIncidents::new(Incidents::open(
             store.clone(),
             config.incidents.resolve_after.as_millis() as i64,
@@ -144,7 +146,7 @@ impl Agent {
             data_dir = %config.agent.data_dir.display(),
             host = %host,
             interval = ?config.agent.interval,
-            collectors = ?config.collect.enabled,
+            collectors = ?config.collect.enabled.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "agent started"
         );
 
@@ -210,7 +212,15 @@ impl Agent {
         // The API, then the status timer.
         let api_stop = CancellationToken::new();
         let api = start_api(
-            &config, &store, &processes, &gpus, &incidents, &jobs, &status, &api_stop,
+            &config,
+            &credentials,
+            &store,
+            &processes,
+            &gpus,
+            &incidents,
+            &jobs,
+            &status,
+            &api_stop,
         )
         .await;
         tracker.spawn(timer(timers::STATUS_EVERY, {
@@ -253,6 +263,7 @@ impl Running {
 #[allow(clippy::too_many_arguments)]
 async fn start_api(
     config: &Config,
+    credentials: &Credentials,
     store: &SharedStore,
     processes: &ProcessTable,
     gpus: &GpuTable,
@@ -275,7 +286,7 @@ async fn start_api(
         jobs: jobs.clone(),
     };
     let guard = |transport| crate::api::auth::Guard {
-        tokens: config.api.tokens.clone(),
+        tokens: credentials.tokens.clone(),
         transport,
     };
     let router = crate::api::router(state.clone(), guard(crate::api::auth::Transport::Tcp));
@@ -287,7 +298,7 @@ async fn start_api(
     }
     match &config.api.listen {
         Some(addr) => {
-            match crate::api::serve_tcp(addr, router, stop.clone(), config.api.tls.clone()).await {
+            match crate::api::serve_tcp(addr, router, stop.clone(), credentials.tls.clone()).await {
                 Ok(task) => tasks.push(task),
                 Err(e) => error!(error = %e, "api unavailable on tcp"),
             }
@@ -312,7 +323,7 @@ async fn start_api(
 /// where the host anomaly rate is written.
 #[allow(clippy::too_many_arguments)]
 fn start_detection(
-    settings: LiveSettings,
+    settings: DetectSettings,
     host: &str,
     store: &SharedStore,
     incidents: &SharedIncidents,

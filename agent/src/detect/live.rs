@@ -6,10 +6,10 @@
 //! - Every numeric series is scored, counters as their per-second rate,
 //!   except the agent's own (`ward.*`), which would mostly measure Ward.
 //! - A sample whose score reaches the series' threshold is an anomaly.
-//!   Anomalies of at least [`LiveSettings::min_series`] series within
-//!   [`LiveSettings::group_window_ms`] open the host's anomaly incident
+//!   Anomalies of at least [`DetectSettings::min_series`] series within
+//!   [`DetectSettings::group_window_ms`] open the host's anomaly incident
 //!   (key `anomaly:HOST`); later ones join it while it lasts; after
-//!   [`LiveSettings::quiet_ms`] without any, its condition is cleared (and
+//!   [`DetectSettings::quiet_ms`] without any, its condition is cleared (and
 //!   the incident book resolves it after its quiet period).
 //! - Each signal names the series, its value against the range expected from
 //!   its recent past (exponentially weighted mean +/- 3 sigma over about ten
@@ -20,7 +20,7 @@
 //!   (halfway from its threshold to 1), for as long as that feedback stands;
 //!   changing the feedback to "confirmed" gives the threshold back.
 //! - Training runs on the detection thread, at most
-//!   [`LiveSettings::training_budget`] of it per second of samples; a
+//!   [`DetectSettings::training_budget`] of it per second of samples; a
 //!   training due past it waits for a later sample (counted).
 //! - `ward.anomaly.rate{host.name}`: the share of scored series with an
 //!   anomaly in the last 10 s, smoothed over about a minute, once a second.
@@ -43,7 +43,7 @@ use crate::store::{Collection, ModelFile};
 
 /// How live detection decides.
 #[derive(Debug, Clone)]
-pub struct LiveSettings {
+pub struct DetectSettings {
     pub params: Params,
     /// Score at which a sample is an anomaly.
     pub threshold: f64,
@@ -53,7 +53,7 @@ pub struct LiveSettings {
     /// Time without anomalies after which the incident's condition is cleared.
     pub quiet_ms: i64,
     /// Most series scored; more are left unscored and counted. See
-    /// [`LiveSettings::within`].
+    /// [`DetectSettings::within`].
     pub max_series: usize,
     /// Most training time per second of samples; trainings past it wait.
     pub training_budget: Duration,
@@ -63,7 +63,7 @@ pub struct LiveSettings {
 /// series every second would cost more CPU than the agent is meant to use.
 const MAX_SCORED: usize = 2000;
 
-impl LiveSettings {
+impl DetectSettings {
     /// The defaults, scoring as many series as fit in half of the agent's
     /// memory budget once every detector's history is full (about 21 KB
     /// each, both views: 2,000 series fit in half of 100 MiB), and never
@@ -80,7 +80,7 @@ impl LiveSettings {
     }
 }
 
-impl Default for LiveSettings {
+impl Default for DetectSettings {
     fn default() -> Self {
         Self {
             params: Params::default(),
@@ -178,7 +178,7 @@ impl Kept {
 
 /// Every detector of the node, and the grouping of their anomalies.
 pub struct Bank {
-    settings: LiveSettings,
+    settings: DetectSettings,
     host: String,
     series: HashMap<SeriesId, Watched>,
     /// Anomalies of the group window, oldest first.
@@ -215,7 +215,7 @@ fn is_scored(desc: &SeriesDesc) -> bool {
 }
 
 impl Bank {
-    pub fn new(settings: LiveSettings, host: &str) -> Self {
+    pub fn new(settings: DetectSettings, host: &str) -> Self {
         Self {
             settings,
             host: host.to_string(),
@@ -613,7 +613,7 @@ impl Feed {
 
 /// Starts the detection thread; it ends when every [`Feed`] is dropped.
 pub fn start(
-    settings: LiveSettings,
+    settings: DetectSettings,
     host: &str,
     store: SharedStore,
     shed: Arc<crate::budget::Shed>,
@@ -689,7 +689,7 @@ mod tests {
     use crate::detect::Model;
     use crate::incidents::Incidents;
     use crate::store::SharedStore;
-    use crate::store::{Store, StoreOptions};
+    use crate::store::{Store, StoreSettings};
     use ward_shared::incident::IncidentState;
     use ward_shared::{Labels, SeriesKey};
 
@@ -706,10 +706,10 @@ mod tests {
     #[test]
     fn anomalies_that_start_together_become_one_incident_that_explains_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
         let incidents = SharedIncidents::new(Incidents::open(store, 60_000).unwrap());
         // Smaller models than the agent's, for a test that runs in seconds.
-        let settings = LiveSettings {
+        let settings = DetectSettings {
             params: Params {
                 warm_up: 120,
                 train_window: 300,
@@ -717,7 +717,7 @@ mod tests {
                 models: 3,
                 ..Params::default()
             },
-            ..LiveSettings::default()
+            ..DetectSettings::default()
         };
         let mut bank = Bank::new(settings, "db-7");
         for i in 0..10u32 {
@@ -812,7 +812,7 @@ mod tests {
         assert!(
             i.cleared.is_some(),
             "cleared after {} s of quiet",
-            LiveSettings::default().quiet_ms / 1000
+            DetectSettings::default().quiet_ms / 1000
         );
         assert_eq!(
             i.state,
@@ -827,8 +827,8 @@ mod tests {
     }
 
     /// Detectors that keep two models, the first after 60 rows.
-    fn two_quick_models() -> LiveSettings {
-        LiveSettings {
+    fn two_quick_models() -> DetectSettings {
+        DetectSettings {
             params: Params {
                 warm_up: 60,
                 train_window: 120,
@@ -836,14 +836,14 @@ mod tests {
                 models: 2,
                 ..Params::default()
             },
-            ..LiveSettings::default()
+            ..DetectSettings::default()
         }
     }
 
     #[test]
     fn models_are_kept_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
         let settings = two_quick_models();
         let mut bank = Bank::new(settings.clone(), "h").with_store(store.clone());
         bank.describe(SeriesId(0), &desc("test.s0", MetricKind::Gauge));
@@ -895,7 +895,7 @@ mod tests {
         assert_eq!(slow_after, slow_before);
         // Other parameters, other models: the saved ones are not used.
         let mut other = Bank::new(
-            LiveSettings {
+            DetectSettings {
                 params: Params {
                     train_window: 500,
                     ..settings.params.clone()
@@ -912,7 +912,7 @@ mod tests {
     #[test]
     fn models_an_older_agent_kept_in_the_store_are_used_and_moved_to_the_models_file() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SharedStore::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
         let settings = two_quick_models();
         // What an older agent left: a trained detector's models as a document.
         let mut trained = Detector::new(settings.params.clone());
@@ -955,7 +955,7 @@ mod tests {
 
     #[test]
     fn a_false_positive_raises_the_bar_for_its_series_until_taken_back() {
-        let mut bank = Bank::new(LiveSettings::default(), "h");
+        let mut bank = Bank::new(DetectSettings::default(), "h");
         let incident = |feedback| ward_shared::incident::Incident {
             id: 1,
             key: "anomaly:h".into(),

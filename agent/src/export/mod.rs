@@ -62,10 +62,16 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Each protocol and how the config and the status write it.
+    pub const WORDS: [(&'static str, Protocol); 2] = [
+        ("grpc", Protocol::Grpc),
+        ("http/protobuf", Protocol::HttpProtobuf),
+    ];
+
     pub fn word(self) -> &'static str {
         match self {
-            Protocol::Grpc => "grpc",
-            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::Grpc => Self::WORDS[0].0,
+            Protocol::HttpProtobuf => Self::WORDS[1].0,
         }
     }
 }

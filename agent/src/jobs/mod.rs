@@ -99,6 +99,14 @@ pub struct JobBook {
     pub refused: u64,
 }
 
+/// `[jobs]`: where reports wait while the agent is down, and how job
+/// health is judged.
+#[derive(Debug, Clone)]
+pub struct JobsSettings {
+    pub spool_dir: std::path::PathBuf,
+    pub health: HealthSettings,
+}
+
 /// The book, shared by the API, the spool reader and the health timer.
 pub type SharedJobs = crate::sync::Shared<JobBook>;
 

@@ -192,9 +192,13 @@ impl StoreError {
     }
 }
 
-/// How the store is sized and how long it keeps things.
+/// How the store is sized, how long it keeps things, and how often the
+/// agent makes what it accepted durable (`[store]` in the config).
 #[derive(Debug, Clone)]
-pub struct StoreOptions {
+pub struct StoreSettings {
+    /// How often the agent flushes: a crash loses at most this much. The
+    /// store itself flushes when told ([`Store::flush`]).
+    pub flush_interval: Duration,
     /// Span of a raw window (one chunk per series). A multiple of a minute
     /// that divides an hour.
     pub raw_window: Duration,
@@ -207,9 +211,10 @@ pub struct StoreOptions {
     pub cache_capacity: u64,
 }
 
-impl Default for StoreOptions {
+impl Default for StoreSettings {
     fn default() -> Self {
         Self {
+            flush_interval: Duration::from_secs(1),
             raw_window: Duration::from_secs(30 * 60),
             raw_retention: Duration::from_secs(7 * 86_400),
             minute_retention: Duration::from_secs(90 * 86_400),
@@ -367,7 +372,7 @@ fn id_key(tag: u8, series: SeriesId) -> [u8; 5] {
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
-    opts: StoreOptions,
+    opts: StoreSettings,
     kv: Kv,
     blocks: BlockFiles,
     snapshots: SnapshotFiles,
@@ -401,7 +406,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir`, replaying its log.
-    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, opts: StoreSettings) -> Result<Self, StoreError> {
         let window_ms = i64::try_from(opts.raw_window.as_millis()).unwrap_or(i64::MAX);
         if window_ms <= 0 || window_ms % 60_000 != 0 || 3_600_000 % window_ms != 0 {
             return Err(StoreError::BadOptions(format!(
@@ -1290,10 +1295,10 @@ mod tests {
     const MIN: i64 = 60_000;
     const HOUR: i64 = 3_600_000;
 
-    fn opts() -> StoreOptions {
-        StoreOptions {
+    fn opts() -> StoreSettings {
+        StoreSettings {
             raw_window: Duration::from_secs(600),
-            ..StoreOptions::default()
+            ..StoreSettings::default()
         }
     }
 

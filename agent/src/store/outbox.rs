@@ -142,13 +142,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreOptions;
+    use crate::store::StoreSettings;
 
     #[test]
     fn events_wait_in_order_survive_a_restart_and_go_once_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let mut store = Store::open(dir.path(), StoreSettings::default()).unwrap();
             // Nothing is kept before an exporter asks.
             store.push_outbox(b"ignored").unwrap();
             assert_eq!(store.enable_outbox().unwrap(), 0);
@@ -163,7 +163,7 @@ mod tests {
             store.trim_outbox(2).unwrap();
             store.close().unwrap();
         }
-        let mut store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut store = Store::open(dir.path(), StoreSettings::default()).unwrap();
         assert_eq!(store.enable_outbox().unwrap(), 3);
         store.push_outbox(b"event 5").unwrap();
         let rest: Vec<(u64, String)> = store

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_agent::store::{Aggregation, Query, Store, StoreSettings};
 use ward_shared::{Labels, Sample, SeriesDesc, SeriesKey};
 
 pub const BASE: i64 = 1_700_000_000_000;
@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: store-writer DIR")?
         .into();
-    let mut store = Store::open(&dir, StoreOptions::default())?;
+    let mut store = Store::open(&dir, StoreSettings::default())?;
     let mut ids = Vec::new();
     for s in 0..50 {
         let key = SeriesKey::new("crash.series", Labels::new([("n", s.to_string())])?)?;

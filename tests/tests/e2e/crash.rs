@@ -1,7 +1,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use ward_agent::store::{Aggregation, Query, Store, StoreOptions};
+use ward_agent::store::{Aggregation, Query, Store, StoreSettings};
 use ward_shared::{Labels, SeriesKey};
 
 const BASE: i64 = 1_700_000_000_000;
@@ -41,7 +41,7 @@ fn a_killed_writer_loses_nothing_it_acknowledged() {
     for until in [500, 2_300, 4_100, 6_000] {
         acknowledged = acknowledged.max(run_and_kill(dir.path(), until));
 
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = Store::open(dir.path(), StoreSettings::default()).unwrap();
         assert_eq!(store.series().count(), 50);
         for s in [0usize, 17, 49] {
             let key = SeriesKey::new("crash.series", Labels::new([("n", s.to_string())]).unwrap())
