@@ -42,7 +42,11 @@ const TUI: &[(&str, &[&str])] = &[
         &["message"],
     ),
     ("the workers that ask agents", &["fetch", "fleet"]),
-    ("what the dashboard holds", &["app"]),
+    ("the views: each one's state, keys and drawing", &["views"]),
+    (
+        "what the dashboard holds, routing events and data to the views",
+        &["app"],
+    ),
     ("drawing", &["ui"]),
 ];
 

@@ -1,33 +1,25 @@
 //! What the dashboard holds, and how keys and data change it.
 //!
-//! Only [`App::update`] (a key or mouse event, which may ask the fetch
-//! worker for something) and [`App::apply`] (data from the worker) change
-//! the state; drawing reads it.
-
-use std::cell::Cell;
+//! Each view keeps its own state in its module (`crate::views`); the app
+//! holds what is shared (the agent's status, the view shown, the `:`
+//! command, the help) and routes: [`App::update`] takes a key or mouse
+//! event to the view it is for, and may ask the fetch worker for
+//! something; [`App::apply`] takes data from the workers to the view that
+//! shows it. Nothing else changes the state: drawing reads it.
 
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
-use ward_shared::api::{GpuState, ProcessSnapshot, SeriesInfo};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ward_shared::api::GpuState;
 use ward_shared::status::AgentStatus;
 
-use ratatui::layout::Rect;
-use ward_shared::incident::{Feedback, Incident};
-use ward_shared::jobs::{JobRun, JobSummary};
-
-use crate::message::{Action, Overview, Request, Update};
-
-/// Chart spans, from the closest look to the widest.
-pub const SPANS: [(i64, &str); 7] = [
-    (5 * 60_000, "5m"),
-    (15 * 60_000, "15m"),
-    (3_600_000, "1h"),
-    (6 * 3_600_000, "6h"),
-    (86_400_000, "1d"),
-    (3 * 86_400_000, "3d"),
-    (7 * 86_400_000, "7d"),
-];
+use crate::message::{Overview, Request, Update};
+use crate::views::fleet::FleetView;
+use crate::views::incidents::{IncidentChart, IncidentsView};
+use crate::views::jobs::JobsView;
+use crate::views::metrics::{ChartData, MetricsView};
+use crate::views::processes::ProcessesView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -65,41 +57,12 @@ impl View {
 }
 
 /// How the processes view orders its rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcessSort {
-    Cpu,
-    Memory,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChartData {
-    pub series: u32,
-    pub start: i64,
-    pub end: i64,
-    pub points: Vec<(i64, f64)>,
-}
-
 #[derive(Debug)]
 pub struct App {
     pub view: View,
     pub help: bool,
-    /// The `/` filter of the metrics explorer, and whether a filter is being typed.
-    pub filter: String,
-    pub filtering: bool,
-    /// The `/` filter of the processes view (name, user or command).
-    pub process_filter: String,
-    pub process_sort: ProcessSort,
     pub endpoint: String,
     pub status: Option<AgentStatus>,
-    pub overview: Overview,
-    pub processes: ProcessSnapshot,
-    pub gpus: GpuState,
-    pub series: Vec<SeriesInfo>,
-    pub selected: usize,
-    pub chart: Option<ChartData>,
-    pub span: usize,
-    /// End of the charted range; `None` follows now.
-    pub end: Option<i64>,
     /// The last fetch error, until a fetch succeeds again.
     pub stale: Option<String>,
     /// The `:` command being typed.
@@ -107,39 +70,26 @@ pub struct App {
     /// What the last command said, until the next key.
     pub message: Option<String>,
     pub quit: bool,
-    /// Every incident the agent keeps: active first, worst and newest first.
-    pub incidents: Vec<Incident>,
-    /// Whether the incidents view lists resolved ones too.
-    pub show_resolved: bool,
-    pub incident_selected: usize,
-    /// The note being typed for the selected incident.
-    pub note: Option<String>,
-    pub jobs: Vec<JobSummary>,
-    pub job_selected: usize,
-    /// The selected job's runs, newest first.
-    pub job_runs: Option<(String, Vec<JobRun>)>,
-    /// The chart of the selected incident's leading series.
-    pub incident_chart: Option<IncidentChart>,
-    /// The fleet file's agents (empty without one), and how each is doing.
-    pub fleet_members: Vec<crate::fleet::Member>,
-    pub fleet: Vec<crate::message::HostRow>,
-    pub fleet_selected: usize,
-    /// Where the current view's list was last drawn: its area, the line of
-    /// its first row, and how far it was scrolled. Drawing records it
-    /// (hence the cells); a click reads it to pick the row under the mouse.
-    pub list_area: Cell<Rect>,
-    pub list_first_row: Cell<u16>,
-    pub list_offset: Cell<usize>,
+    /// The terminal's size, from resize events: where a click lands.
+    pub size: Rect,
+    pub overview: Overview,
+    pub metrics: MetricsView,
+    pub processes: ProcessesView,
+    pub gpus: GpuState,
+    pub incidents: IncidentsView,
+    pub jobs: JobsView,
+    pub fleet: FleetView,
 }
 
-/// An incident's leading series around the incident's time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IncidentChart {
-    pub incident: u64,
-    pub key: String,
-    pub start: i64,
-    pub end: i64,
-    pub points: Vec<(i64, f64)>,
+/// The view's area on a screen of `size`: between the tabs and the status line.
+pub fn main_area(size: Rect) -> Rect {
+    let [_, main, _] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(size);
+    main
 }
 
 impl App {
@@ -147,220 +97,24 @@ impl App {
         Self {
             view: View::Overview,
             help: false,
-            filter: String::new(),
-            filtering: false,
-            process_filter: String::new(),
-            process_sort: ProcessSort::Cpu,
             endpoint: endpoint.into(),
             status: None,
-            overview: Overview::default(),
-            processes: ProcessSnapshot::default(),
-            gpus: GpuState::default(),
-            series: Vec::new(),
-            selected: 0,
-            chart: None,
-            span: 0,
-            end: None,
             stale: None,
             command: None,
             message: None,
             quit: false,
-            incidents: Vec::new(),
-            show_resolved: false,
-            incident_selected: 0,
-            note: None,
-            jobs: Vec::new(),
-            job_selected: 0,
-            job_runs: None,
-            incident_chart: None,
-            fleet_members: Vec::new(),
-            fleet: Vec::new(),
-            fleet_selected: 0,
-            list_area: Cell::new(Rect::default()),
-            list_first_row: Cell::new(0),
-            list_offset: Cell::new(0),
+            size: Rect::default(),
+            overview: Overview::default(),
+            metrics: MetricsView::default(),
+            processes: ProcessesView::default(),
+            gpus: GpuState::default(),
+            incidents: IncidentsView::default(),
+            jobs: JobsView::default(),
+            fleet: FleetView::default(),
         }
     }
 
-    /// Selects the row under a click in the current view's list.
-    fn click(&mut self, column: u16, row: u16) -> Vec<Request> {
-        let area = self.list_area.get();
-        let first = self.list_first_row.get();
-        let inside = column >= area.x
-            && column < area.x + area.width
-            && row >= first
-            && row < area.y + area.height.saturating_sub(1);
-        if !inside {
-            return Vec::new();
-        }
-        let index = self.list_offset.get() + usize::from(row - first);
-        match self.view {
-            View::Metrics if index < self.series.len() => {
-                self.selected = index;
-                self.chart_request().into_iter().collect()
-            }
-            View::Incidents if index < self.visible_incidents().len() => {
-                self.incident_selected = index;
-                self.incident_chart_request().into_iter().collect()
-            }
-            View::Jobs if index < self.jobs.len() => {
-                self.job_selected = index;
-                self.select_job(0)
-            }
-            View::Fleet if index < self.fleet.len() => {
-                self.fleet_selected = index;
-                Vec::new()
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    fn fleet_key(&mut self, code: KeyCode) -> Vec<Request> {
-        let last = self.fleet.len().saturating_sub(1) as isize;
-        let by = match code {
-            KeyCode::Down | KeyCode::Char('j') => 1,
-            KeyCode::Up | KeyCode::Char('k') => -1,
-            KeyCode::PageDown => 10,
-            KeyCode::PageUp => -10,
-            KeyCode::Enter => return self.drill_in(),
-            _ => return Vec::new(),
-        };
-        self.fleet_selected = (self.fleet_selected as isize + by).clamp(0, last) as usize;
-        Vec::new()
-    }
-
-    /// Watches the selected fleet member from now on.
-    fn drill_in(&mut self) -> Vec<Request> {
-        let Some(row) = self.fleet.get(self.fleet_selected) else {
-            return Vec::new();
-        };
-        let Some(member) = self
-            .fleet_members
-            .iter()
-            .find(|m| m.name == row.name)
-            .cloned()
-        else {
-            return Vec::new();
-        };
-        let token = member
-            .token_env
-            .as_ref()
-            .and_then(|v| std::env::var(v).ok())
-            .filter(|t| !t.is_empty());
-        // What was shown is the last agent's: start afresh.
-        let (members, fleet) = (
-            std::mem::take(&mut self.fleet_members),
-            std::mem::take(&mut self.fleet),
-        );
-        *self = App::new(format!("{} · {}", member.name, member.address));
-        (self.fleet_members, self.fleet) = (members, fleet);
-        self.message = Some(format!("watching {} ({})", member.name, member.address));
-        vec![Request::Connect {
-            address: member.address,
-            token,
-            ca_file: member.ca_file,
-        }]
-    }
-
-    /// The chart to ask for the selected incident: its leading series from
-    /// 15 minutes before it opened to 5 minutes after it resolved, or now.
-    pub fn incident_chart_request(&self) -> Option<Request> {
-        let i = self.selected_incident()?;
-        let key = i.signals.first()?.what.clone();
-        Some(Request::IncidentChart {
-            incident: i.id,
-            key,
-            start: i.opened - 15 * 60_000,
-            end: i.resolved.map(|r| r + 5 * 60_000),
-        })
-    }
-
-    /// The incidents the incidents view lists.
-    pub fn visible_incidents(&self) -> Vec<&Incident> {
-        self.incidents
-            .iter()
-            .filter(|i| self.show_resolved || i.is_active())
-            .collect()
-    }
-
-    /// The incident the cursor is on.
-    pub fn selected_incident(&self) -> Option<&Incident> {
-        self.visible_incidents()
-            .get(self.incident_selected)
-            .copied()
-    }
-
-    fn select_incident(&mut self, by: isize) {
-        let n = self.visible_incidents().len() as isize;
-        self.incident_selected =
-            (self.incident_selected as isize + by).clamp(0, (n - 1).max(0)) as usize;
-    }
-
-    fn select_job(&mut self, by: isize) -> Vec<Request> {
-        if self.jobs.is_empty() {
-            return Vec::new();
-        }
-        let last = self.jobs.len() as isize - 1;
-        self.job_selected = (self.job_selected as isize + by).clamp(0, last) as usize;
-        self.jobs
-            .get(self.job_selected)
-            .map(|j| Request::JobRuns(j.name.clone()))
-            .into_iter()
-            .collect()
-    }
-
-    fn incidents_key(&mut self, code: KeyCode) -> Vec<Request> {
-        let act = |app: &Self, action: Action| {
-            app.selected_incident()
-                .map(|i| Request::Act {
-                    incident: i.id,
-                    action,
-                })
-                .into_iter()
-                .collect()
-        };
-        let moved = match code {
-            KeyCode::Down | KeyCode::Char('j') => Some(1),
-            KeyCode::Up | KeyCode::Char('k') => Some(-1),
-            KeyCode::PageDown => Some(10),
-            KeyCode::PageUp => Some(-10),
-            _ => None,
-        };
-        if let Some(by) = moved {
-            self.select_incident(by);
-            return self.incident_chart_request().into_iter().collect();
-        }
-        match code {
-            KeyCode::Char('v') => {
-                self.show_resolved = !self.show_resolved;
-                self.incident_selected = 0;
-                return self.incident_chart_request().into_iter().collect();
-            }
-            KeyCode::Char('a') => return act(self, Action::Acknowledge),
-            KeyCode::Char('r') => return act(self, Action::Resolve),
-            KeyCode::Char('c') => return act(self, Action::Feedback(Feedback::Confirmed)),
-            KeyCode::Char('x') => return act(self, Action::Feedback(Feedback::FalsePositive)),
-            KeyCode::Char('e') => return act(self, Action::Feedback(Feedback::Expected)),
-            KeyCode::Char('n') if self.selected_incident().is_some() => {
-                self.note = Some(String::new());
-            }
-            _ => {}
-        }
-        Vec::new()
-    }
-
-    fn jobs_key(&mut self, code: KeyCode) -> Vec<Request> {
-        match code {
-            KeyCode::Down | KeyCode::Char('j') => self.select_job(1),
-            KeyCode::Up | KeyCode::Char('k') => self.select_job(-1),
-            KeyCode::PageDown => self.select_job(10),
-            KeyCode::PageUp => self.select_job(-10),
-            KeyCode::Enter => self.select_job(0),
-            _ => Vec::new(),
-        }
-    }
-
-    /// Takes in what the fetch worker sent.
+    /// Takes in what a worker sent.
     pub fn apply(&mut self, update: Update) {
         if !matches!(update, Update::Failed(_)) {
             self.stale = None;
@@ -368,39 +122,25 @@ impl App {
         match update {
             Update::Status(s) => self.status = Some(*s),
             Update::Overview(o) => self.overview = o,
-            Update::Processes(p) => self.processes = p,
+            Update::Processes(p) => self.processes.snapshot = p,
             Update::Gpus(g) => self.gpus = g,
-            Update::Series(s) => {
-                self.series = s;
-                self.selected = self.selected.min(self.series.len().saturating_sub(1));
-            }
+            Update::Series(s) => self.metrics.set_series(s),
             Update::Chart {
                 series,
                 start,
                 end,
                 points,
             } => {
-                self.chart = Some(ChartData {
+                self.metrics.chart = Some(ChartData {
                     series,
                     start,
                     end,
                     points,
                 });
             }
-            Update::Incidents(i) => {
-                // Keep the cursor on the same incident as the list changes.
-                let on = self.selected_incident().map(|i| i.id);
-                self.incidents = i;
-                let visible = self.visible_incidents();
-                self.incident_selected = on
-                    .and_then(|id| visible.iter().position(|i| i.id == id))
-                    .unwrap_or(self.incident_selected.min(visible.len().saturating_sub(1)));
-            }
-            Update::Jobs(j) => {
-                self.jobs = j;
-                self.job_selected = self.job_selected.min(self.jobs.len().saturating_sub(1));
-            }
-            Update::JobRuns { job, runs } => self.job_runs = Some((job, runs)),
+            Update::Incidents(i) => self.incidents.set(i),
+            Update::Jobs(j) => self.jobs.set(j),
+            Update::JobRuns { job, runs } => self.jobs.runs = Some((job, runs)),
             Update::IncidentChart {
                 incident,
                 key,
@@ -408,7 +148,7 @@ impl App {
                 end,
                 points,
             } => {
-                self.incident_chart = Some(IncidentChart {
+                self.incidents.chart = Some(IncidentChart {
                     incident,
                     key,
                     start,
@@ -417,95 +157,68 @@ impl App {
                 })
             }
             Update::Done(what) => self.message = Some(what),
-            Update::Fleet(rows) => {
-                let on = self.fleet.get(self.fleet_selected).map(|r| r.name.clone());
-                self.fleet = rows;
-                self.fleet_selected = on
-                    .and_then(|n| self.fleet.iter().position(|r| r.name == n))
-                    .unwrap_or(0);
-            }
+            Update::Fleet(rows) => self.fleet.set(rows),
             Update::Failed(e) => self.stale = Some(e),
         }
-    }
-
-    fn chart_request(&self) -> Option<Request> {
-        let s = self.series.get(self.selected)?;
-        Some(Request::Chart {
-            series: s.id,
-            end: self.end,
-            span: SPANS[self.span].0,
-        })
     }
 
     /// The chart to ask for again each second while it follows now.
     pub fn live_chart(&self) -> Option<Request> {
         match self.view {
-            View::Metrics if self.end.is_none() => self.chart_request(),
-            View::Incidents => self.incident_chart_request(),
+            View::Metrics if self.metrics.end.is_none() => self.metrics.chart_request(),
+            View::Incidents => self.incidents.chart_request(),
             _ => None,
         }
-    }
-
-    /// The processes the processes view shows: the top ones by CPU and by
-    /// memory, each once, filtered and sorted as asked.
-    pub fn visible_processes(&self) -> Vec<&ward_shared::api::ProcessInfo> {
-        let mut seen = std::collections::HashSet::new();
-        let needle = self.process_filter.to_lowercase();
-        let mut rows: Vec<_> = self
-            .processes
-            .by_cpu
-            .iter()
-            .chain(&self.processes.by_memory)
-            .filter(|p| seen.insert(p.pid))
-            .filter(|p| {
-                needle.is_empty()
-                    || [&p.name, &p.user, &p.command]
-                        .iter()
-                        .any(|f| f.to_lowercase().contains(&needle))
-            })
-            .collect();
-        match self.process_sort {
-            ProcessSort::Cpu => rows.sort_by(|a, b| b.cpu.total_cmp(&a.cpu)),
-            ProcessSort::Memory => rows.sort_by_key(|p| std::cmp::Reverse(p.memory_bytes)),
-        }
-        rows
     }
 
     /// Handles an event; returns what to ask the fetch worker for.
     pub fn update(&mut self, event: &Event, now: i64) -> Vec<Request> {
         match event {
             Event::Key(k) if k.kind != KeyEventKind::Release => self.key(k, now),
+            Event::Resize(width, height) => {
+                self.size = Rect::new(0, 0, *width, *height);
+                Vec::new()
+            }
             Event::Mouse(m) => match m.kind {
                 MouseEventKind::Down(_) if m.row == 0 => match tab_at(m.column) {
                     Some(v) => self.switch(v),
                     None => Vec::new(),
                 },
                 MouseEventKind::Down(_) => self.click(m.column, m.row),
-                MouseEventKind::ScrollDown if self.view == View::Metrics => self.select(1),
-                MouseEventKind::ScrollUp if self.view == View::Metrics => self.select(-1),
-                MouseEventKind::ScrollDown if self.view == View::Incidents => {
-                    self.select_incident(1);
-                    Vec::new()
-                }
-                MouseEventKind::ScrollUp if self.view == View::Incidents => {
-                    self.select_incident(-1);
-                    Vec::new()
-                }
-                MouseEventKind::ScrollDown if self.view == View::Jobs => self.select_job(1),
-                MouseEventKind::ScrollUp if self.view == View::Jobs => self.select_job(-1),
+                MouseEventKind::ScrollDown => self.scroll(1),
+                MouseEventKind::ScrollUp => self.scroll(-1),
                 _ => Vec::new(),
             },
             _ => Vec::new(),
         }
     }
 
-    fn select(&mut self, by: isize) -> Vec<Request> {
-        if self.series.is_empty() {
-            return Vec::new();
+    /// The mouse wheel moves the cursor of the view's list.
+    fn scroll(&mut self, by: isize) -> Vec<Request> {
+        match self.view {
+            View::Metrics => self.metrics.select(by),
+            View::Incidents => {
+                self.incidents.select(by);
+                Vec::new()
+            }
+            View::Jobs => self.jobs.select(by),
+            _ => Vec::new(),
         }
-        let last = self.series.len() as isize - 1;
-        self.selected = (self.selected as isize + by).clamp(0, last) as usize;
-        self.chart_request().into_iter().collect()
+    }
+
+    /// Selects the row under a click in the view's list.
+    fn click(&mut self, column: u16, row: u16) -> Vec<Request> {
+        let area = main_area(self.size);
+        match self.view {
+            View::Metrics => self.metrics.click(area, column, row),
+            View::Incidents => self.incidents.click(area, column, row),
+            View::Jobs => self.jobs.click(area, column, row),
+            View::Fleet => {
+                self.fleet.click(area, column, row);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn key(&mut self, k: &KeyEvent, now: i64) -> Vec<Request> {
@@ -514,31 +227,8 @@ impl App {
             return Vec::new();
         }
         self.message = None;
-        if let Some(text) = &mut self.note {
-            match k.code {
-                KeyCode::Enter => {
-                    let text = std::mem::take(text);
-                    self.note = None;
-                    if text.trim().is_empty() {
-                        return Vec::new();
-                    }
-                    return self
-                        .selected_incident()
-                        .map(|i| Request::Act {
-                            incident: i.id,
-                            action: Action::Note(text),
-                        })
-                        .into_iter()
-                        .collect();
-                }
-                KeyCode::Esc => self.note = None,
-                KeyCode::Backspace => {
-                    text.pop();
-                }
-                KeyCode::Char(c) => text.push(c),
-                _ => {}
-            }
-            return Vec::new();
+        if self.incidents.note.is_some() {
+            return self.incidents.note_key(k.code);
         }
         if let Some(text) = &mut self.command {
             match k.code {
@@ -556,29 +246,12 @@ impl App {
             }
             return Vec::new();
         }
-        if self.filtering {
-            let processes = self.view == View::Processes;
-            let text = if processes {
-                &mut self.process_filter
-            } else {
-                &mut self.filter
-            };
-            match k.code {
-                KeyCode::Enter => {
-                    self.filtering = false;
-                    if !processes {
-                        self.selected = 0;
-                        return vec![Request::Series(self.filter.clone())];
-                    }
-                }
-                KeyCode::Esc => self.filtering = false,
-                KeyCode::Backspace => {
-                    text.pop();
-                }
-                KeyCode::Char(c) => text.push(c),
-                _ => {}
-            }
+        if self.view == View::Processes && self.processes.filtering {
+            self.processes.filter_key(k.code);
             return Vec::new();
+        }
+        if self.metrics.filtering {
+            return self.metrics.filter_key(k.code);
         }
         if self.help {
             // Any key closes the help, as in k9s; q still quits.
@@ -604,20 +277,40 @@ impl App {
             KeyCode::Char(c @ '1'..='7') => {
                 return self.switch(View::ALL[usize::from(c as u8 - b'1')]);
             }
-            _ if self.view == View::Metrics => return self.metrics_key(k.code, now),
-            _ if self.view == View::Incidents => return self.incidents_key(k.code),
-            _ if self.view == View::Jobs => return self.jobs_key(k.code),
-            _ if self.view == View::Fleet => return self.fleet_key(k.code),
-            KeyCode::Char('/') if self.view == View::Processes => self.filtering = true,
-            KeyCode::Char('s') if self.view == View::Processes => {
-                self.process_sort = match self.process_sort {
-                    ProcessSort::Cpu => ProcessSort::Memory,
-                    ProcessSort::Memory => ProcessSort::Cpu,
+            code => match self.view {
+                View::Metrics => return self.metrics.key(code, now),
+                View::Incidents => return self.incidents.key(code),
+                View::Jobs => return self.jobs.key(code),
+                View::Fleet => {
+                    if let Some(member) = self.fleet.key(code) {
+                        return self.watch(member);
+                    }
                 }
-            }
-            _ => {}
+                View::Processes => self.processes.key(code),
+                View::Overview | View::Gpus => {}
+            },
         }
         Vec::new()
+    }
+
+    /// Watches a fleet member from now on: what was shown was the last
+    /// agent's, so everything but the fleet starts afresh.
+    fn watch(&mut self, member: crate::fleet::Member) -> Vec<Request> {
+        let token = member
+            .token_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|t| !t.is_empty());
+        let (fleet, size) = (std::mem::take(&mut self.fleet), self.size);
+        *self = App::new(format!("{} · {}", member.name, member.address));
+        (self.fleet, self.size) = (fleet, size);
+        self.fleet.selected = 0;
+        self.message = Some(format!("watching {} ({})", member.name, member.address));
+        vec![Request::Connect {
+            address: member.address,
+            token,
+            ca_file: member.ca_file,
+        }]
     }
 
     /// Runs a `:` command: a view's name (or its first letter), or `q`.
@@ -646,53 +339,12 @@ impl App {
 
     fn switch(&mut self, view: View) -> Vec<Request> {
         self.view = view;
-        // Until the new view is drawn, no list is under the mouse.
-        self.list_area.set(Rect::default());
-        if view == View::Metrics && self.series.is_empty() {
-            return vec![Request::Series(self.filter.clone())];
-        }
-        if view == View::Jobs {
-            return self.select_job(0);
-        }
-        if view == View::Incidents {
-            return self.incident_chart_request().into_iter().collect();
-        }
-        Vec::new()
-    }
-
-    fn metrics_key(&mut self, code: KeyCode, now: i64) -> Vec<Request> {
-        match code {
-            KeyCode::Char('/') => {
-                self.filtering = true;
-                Vec::new()
+        match view {
+            View::Metrics if self.metrics.series.is_empty() => {
+                vec![Request::Series(self.metrics.filter.clone())]
             }
-            KeyCode::Down | KeyCode::Char('j') => self.select(1),
-            KeyCode::Up | KeyCode::Char('k') => self.select(-1),
-            KeyCode::PageDown => self.select(10),
-            KeyCode::PageUp => self.select(-10),
-            KeyCode::Enter => self.chart_request().into_iter().collect(),
-            KeyCode::Char('+') | KeyCode::Char('=') => {
-                self.span = self.span.saturating_sub(1);
-                self.chart_request().into_iter().collect()
-            }
-            KeyCode::Char('-') => {
-                self.span = (self.span + 1).min(SPANS.len() - 1);
-                self.chart_request().into_iter().collect()
-            }
-            KeyCode::Left | KeyCode::Char('h') => {
-                let end = self.end.unwrap_or(now);
-                self.end = Some(end - SPANS[self.span].0 / 2);
-                self.chart_request().into_iter().collect()
-            }
-            KeyCode::Right | KeyCode::Char('l') => {
-                let end = self.end.map(|e| e + SPANS[self.span].0 / 2);
-                self.end = end.filter(|&e| e < now);
-                self.chart_request().into_iter().collect()
-            }
-            KeyCode::End | KeyCode::Char('0') => {
-                self.end = None;
-                self.chart_request().into_iter().collect()
-            }
+            View::Jobs => self.jobs.select(0),
+            View::Incidents => self.incidents.chart_request().into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -714,8 +366,11 @@ pub fn tab_at(column: u16) -> Option<View> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Action;
     use ratatui::crossterm::event::KeyEventState;
     use ward_shared::MetricKind;
+    use ward_shared::api::{ProcessSnapshot, SeriesInfo};
+    use ward_shared::incident::{Feedback, Incident};
 
     fn key(code: KeyCode) -> Event {
         Event::Key(KeyEvent {
@@ -792,7 +447,10 @@ mod tests {
         );
         app.update(&key(KeyCode::Char('j')), now);
         app.update(&key(KeyCode::Char('j')), now);
-        assert_eq!(app.selected, 2, "selection stops at the last series");
+        assert_eq!(
+            app.metrics.selected, 2,
+            "selection stops at the last series"
+        );
     }
 
     #[test]
@@ -814,7 +472,8 @@ mod tests {
         }));
         app.update(&key(KeyCode::Char('3')), 0);
         let pids = |app: &App| {
-            app.visible_processes()
+            app.processes
+                .visible()
                 .iter()
                 .map(|p| p.pid)
                 .collect::<Vec<_>>()
@@ -828,7 +487,10 @@ mod tests {
         }
         app.update(&key(KeyCode::Enter), 0);
         assert_eq!(pids(&app), vec![2], "filter is case-insensitive");
-        assert!(app.filter.is_empty(), "the series filter is untouched");
+        assert!(
+            app.metrics.filter.is_empty(),
+            "the series filter is untouched"
+        );
         app.update(&key(KeyCode::Tab), 0);
         assert_eq!(app.view, View::Gpus);
         app.update(&key(KeyCode::Tab), 0);
@@ -903,7 +565,7 @@ mod tests {
         use crate::fleet::Member;
         use crate::message::HostRow;
         let mut app = App::new("local");
-        app.fleet_members = vec![
+        app.fleet.members = vec![
             Member {
                 name: "a".into(),
                 address: "10.0.0.1:7070".into(),
@@ -942,8 +604,11 @@ mod tests {
         );
         assert_eq!(app.endpoint, "b · 10.0.0.2:7070");
         assert_eq!(app.view, View::Overview);
-        assert!(app.incidents.is_empty(), "the last agent's data is gone");
-        assert_eq!(app.fleet.len(), 2, "the fleet stays");
+        assert!(
+            app.incidents.all.is_empty(),
+            "the last agent's data is gone"
+        );
+        assert_eq!(app.fleet.rows.len(), 2, "the fleet stays");
         assert_eq!(app.message.as_deref(), Some("watching b (10.0.0.2:7070)"));
     }
 
@@ -957,7 +622,7 @@ mod tests {
         ]));
         app.update(&key(KeyCode::Char('5')), 0);
         assert_eq!(app.view, View::Incidents);
-        assert_eq!(app.visible_incidents().len(), 2, "resolved ones hidden");
+        assert_eq!(app.incidents.visible().len(), 2, "resolved ones hidden");
         app.update(&key(KeyCode::Char('j')), 0);
         assert_eq!(
             app.update(&key(KeyCode::Char('a')), 0),
@@ -978,7 +643,7 @@ mod tests {
         for c in "disk swap".chars() {
             app.update(&key(KeyCode::Char(c)), 0);
         }
-        assert_eq!(app.note.as_deref(), Some("disk swap"));
+        assert_eq!(app.incidents.note.as_deref(), Some("disk swap"));
         assert_eq!(
             app.update(&key(KeyCode::Enter), 0),
             vec![Request::Act {
@@ -990,16 +655,16 @@ mod tests {
         app.update(&key(KeyCode::Char('q')), 0);
         assert!(!app.quit, "q is text while a note is typed");
         app.update(&key(KeyCode::Esc), 0);
-        assert!(app.note.is_none());
+        assert!(app.incidents.note.is_none());
         // The cursor stays on its incident when the list changes under it.
         app.apply(Update::Incidents(vec![
             incident(9, "job:d:failed", true),
             incident(7, "job:a:failed", true),
             incident(5, "job:b:missed", true),
         ]));
-        assert_eq!(app.selected_incident().map(|i| i.id), Some(5));
+        assert_eq!(app.incidents.selected_incident().map(|i| i.id), Some(5));
         app.update(&key(KeyCode::Char('v')), 0);
-        assert_eq!(app.visible_incidents().len(), 3);
+        assert_eq!(app.incidents.visible().len(), 3);
         assert_eq!(
             app.update(&key(KeyCode::Char('r')), 0),
             vec![Request::Act {

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use ward_shared::api::{Aggregation, QueryRequest};
 use ward_shared::client::{Client, Endpoint};
-use ward_shared::incident::Feedback;
 use ward_shared::time::now_ms;
 
-use crate::message::{Action, Overview, Request, Trend, Update};
+use crate::message::{Action, Overview, Request, Trend, Update, feedback_word};
 
 /// Overview span and step.
 const OVERVIEW_SPAN: i64 = 5 * 60_000;
@@ -30,15 +29,6 @@ fn sum(series: &[Vec<(i64, f64)>]) -> Trend {
     }
     Trend {
         points: by_ts.into_iter().collect(),
-    }
-}
-
-/// How a verdict reads in a sentence.
-pub fn feedback_word(f: Feedback) -> &'static str {
-    match f {
-        Feedback::Confirmed => "confirmed",
-        Feedback::FalsePositive => "false positive",
-        Feedback::Expected => "expected",
     }
 }
 

@@ -5,11 +5,16 @@
 //! - [`fetch`]: a worker thread that asks the agent for data, on a schedule
 //!   and on request, and hands back updates; the UI never waits on the
 //!   network.
-//! - [`app`]: what the dashboard holds and shows; only [`app::App::update`]
-//!   (events) and [`app::App::apply`] (data) change it.
 //! - [`fleet`]: the fleet file, and a worker that asks every agent in it
 //!   how it is doing.
-//! - [`ui`]: draws an [`app::App`] on a frame; reads, never changes.
+//! - [`views`]: one module per view (overview, metrics, processes, GPUs,
+//!   incidents, jobs, fleet), each with its state, its keys and its
+//!   drawing.
+//! - [`app`]: what the dashboard holds: the views and what they share;
+//!   only [`app::App::update`] (events) and [`app::App::apply`] (data)
+//!   change it.
+//! - [`ui`]: draws an [`app::App`] on a frame: tabs, the view, the status
+//!   line, the help; reads, never changes.
 //!
 //! Agents are reached only through `ward_shared::client`.
 
@@ -18,3 +23,4 @@ pub mod fetch;
 pub mod fleet;
 pub mod message;
 pub mod ui;
+pub mod views;

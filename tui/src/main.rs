@@ -152,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut app = App::new(label);
     let fleet_stop = match fleet {
         Some(members) => {
-            app.fleet_members = members.clone();
+            app.fleet.members = members.clone();
             let (stop_tx, stop_rx) = mpsc::channel::<()>();
             let out = upd_tx_fleet.clone();
             std::thread::Builder::new()
@@ -163,6 +163,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Clicks are placed on the screen as it is drawn: the app needs its size.
+    let size = terminal.size()?;
+    app.update(&event::Event::Resize(size.width, size.height), now_ms());
     let mut last_live = std::time::Instant::now();
     let result = (|| -> anyhow::Result<()> {
         while !app.quit {

@@ -153,3 +153,12 @@ impl HostRow {
         });
     }
 }
+
+/// How a verdict reads in a sentence.
+pub fn feedback_word(f: Feedback) -> &'static str {
+    match f {
+        Feedback::Confirmed => "confirmed",
+        Feedback::FalsePositive => "false positive",
+        Feedback::Expected => "expected",
+    }
+}

@@ -169,7 +169,12 @@ fn located(
 ) -> ConfigError {
     use serde_path_to_error::Segment;
     // toml adds a line naming the key again ("in `agent.interval`").
-    let message = message.lines().next().unwrap_or_default().trim().to_string();
+    let message = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let mut key = Vec::new();
     let mut value: Option<&toml::Value> = None;
     let mut here: Option<&toml::Table> = Some(table);
