@@ -39,6 +39,7 @@
 //!
 //! Causal: the score of a row uses only that row and the rows before it.
 
+mod bank;
 pub mod csv;
 pub mod live;
 pub mod names;

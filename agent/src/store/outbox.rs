@@ -12,7 +12,8 @@ use tracing::warn;
 use ward_shared::incident::{Incident, IncidentEvent};
 use ward_shared::jobs::JobRun;
 
-use super::{Collection, Store, StoreError, doc_key};
+use super::docs::doc_key;
+use super::{Collection, Store, StoreError};
 
 /// What waits in the store's outbox for the log exporter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
