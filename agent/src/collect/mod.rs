@@ -17,6 +17,7 @@
 //! stuck one (a dead NFS mount) delays nobody, and reports how each is doing.
 
 pub mod agent;
+pub mod airflow;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;

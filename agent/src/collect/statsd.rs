@@ -11,7 +11,7 @@
 //!
 //! DogStatsD tags become labels (`env:prod` -> `env="prod"`, a bare tag ->
 //! `tag="true"`). Airflow's metric names, which carry the DAG, task, pool
-//! or state inside the name, are split into labels (see [`airflow`]), so an
+//! or state inside the name, are split into labels (see `airflow.rs`), so an
 //! Airflow DAG shows as a job with no setup on the Airflow side.
 //!
 //! Bad lines are dropped and counted (`ward.statsd.malformed`), and the
@@ -36,9 +36,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::warn;
-use ward_shared::jobs::{JobEvent, JobEventKind};
+use ward_shared::jobs::JobEvent;
 use ward_shared::{Labels, SeriesDesc, SeriesKey};
 
+use super::airflow;
 use super::{CollectError, Collector, Emitter, LocalId, key};
 
 /// One parsed line.
@@ -132,60 +133,13 @@ pub fn parse_line(line: &str) -> Result<Line, LineError> {
         "s" => Value::Set(value.to_string()),
         other => return Err(LineError::BadType(other.into())),
     };
-    let (name, mut more) = airflow(&clean(name, true));
+    let (name, mut more) = airflow::split(&clean(name, true));
     labels.append(&mut more);
     Ok(Line {
         name,
         labels,
         value,
     })
-}
-
-/// Airflow's StatsD names carry identifiers inside them; this takes them out
-/// as labels: `airflow.dagrun.duration.success.etl` becomes
-/// `airflow.dagrun.duration{dag_id="etl",state="success"}`. Names it does
-/// not know are kept as they are.
-pub fn airflow(name: &str) -> (String, Vec<(String, String)>) {
-    let Some(rest) = name.strip_prefix("airflow.") else {
-        return (name.to_string(), Vec::new());
-    };
-    let parts: Vec<&str> = rest.split('.').collect();
-    let l = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    let n = |s: &str| format!("airflow.{s}");
-    match parts.as_slice() {
-        ["dagrun", "duration", state @ ("success" | "failed"), dag] => (
-            n("dagrun.duration"),
-            l(&[("state", state), ("dag_id", dag)]),
-        ),
-        ["dagrun", "schedule_delay", dag] => (n("dagrun.schedule_delay"), l(&[("dag_id", dag)])),
-        ["dagrun", dag, "first_task_scheduling_delay"] => (
-            n("dagrun.first_task_scheduling_delay"),
-            l(&[("dag_id", dag)]),
-        ),
-        ["dag", dag, task, "duration"] => {
-            (n("task.duration"), l(&[("dag_id", dag), ("task_id", task)]))
-        }
-        ["ti", "finish", dag, task, state] => (
-            n("ti.finish"),
-            l(&[("dag_id", dag), ("task_id", task), ("state", state)]),
-        ),
-        ["ti", "start", dag, task] => (n("ti.start"), l(&[("dag_id", dag), ("task_id", task)])),
-        [
-            "pool",
-            stat @ ("open_slots" | "queued_slots" | "running_slots" | "starving_tasks"),
-            pool,
-        ] => (n(&format!("pool.{stat}")), l(&[("pool", pool)])),
-        [
-            "executor",
-            stat @ ("open_slots" | "queued_tasks" | "running_tasks"),
-        ] => (n(&format!("executor.{stat}")), Vec::new()),
-        _ => (name.to_string(), Vec::new()),
-    }
 }
 
 /// `[jobs.statsd]`: where the listener binds and what it keeps.
@@ -256,35 +210,6 @@ const RECV_BUFFER: usize = 8 << 20;
 /// Most DAG runs held between two ticks; past it they are dropped and counted.
 const MAX_PENDING_RUNS: usize = 10_000;
 
-/// An Airflow DAG run's duration timer as a job run: the DAG is the job.
-/// Both the plain names (`airflow.dagrun.duration.failed.etl`) and
-/// DogStatsD's (`airflow.dagrun.duration.failed` tagged `dag_id:etl`) count.
-fn airflow_run(line: &Line, seq: &mut u64) -> Option<JobEvent> {
-    let Value::Sample(ms, _) = line.value else {
-        return None;
-    };
-    let label = |k: &str| {
-        line.labels
-            .iter()
-            .find(|(a, _)| a == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let state = match line.name.as_str() {
-        "airflow.dagrun.duration" => label("state")?,
-        "airflow.dagrun.duration.success" => "success",
-        "airflow.dagrun.duration.failed" => "failed",
-        _ => return None,
-    };
-    let dag = label("dag_id")?;
-    *seq += 1;
-    // StatsD carries no run id: the arrival time and a sequence number make one.
-    let run = format!("statsd-{}-{seq}", ward_shared::time::now_ms());
-    let mut e = JobEvent::new(dag, &run, JobEventKind::Finish);
-    e.duration_s = (ms.is_finite() && ms > 0.0).then_some(ms / 1000.0);
-    e.success = Some(state == "success");
-    Some(e)
-}
-
 impl Aggregator {
     pub fn new(limits: StatsdLimits) -> Self {
         Self {
@@ -314,7 +239,10 @@ impl Aggregator {
         if line.name.starts_with("airflow.dagrun.duration") {
             if self.job_runs.len() >= MAX_PENDING_RUNS {
                 self.dropped += 1;
-            } else if let Some(run) = airflow_run(&line, &mut self.runs_seen) {
+            } else if let Value::Sample(ms, _) = line.value
+                && let Some(run) =
+                    airflow::dag_run(&line.name, &line.labels, ms, &mut self.runs_seen)
+            {
                 self.job_runs.push(run);
             }
         }
@@ -717,31 +645,6 @@ mod tests {
         );
         assert_ne!(agg.job_runs[0].run, agg.job_runs[1].run);
         assert_eq!(agg.malformed, 1);
-    }
-
-    #[test]
-    fn airflow_names_become_job_labels() {
-        let (name, labels) = airflow("airflow.dagrun.duration.success.etl_daily");
-        assert_eq!(name, "airflow.dagrun.duration");
-        assert_eq!(
-            labels,
-            vec![
-                ("state".into(), "success".into()),
-                ("dag_id".into(), "etl_daily".into())
-            ]
-        );
-        let (name, labels) = airflow("airflow.ti.finish.etl_daily.load.failed");
-        assert_eq!(name, "airflow.ti.finish");
-        assert_eq!(labels.len(), 3);
-        assert_eq!(
-            airflow("airflow.pool.open_slots.default_pool").0,
-            "airflow.pool.open_slots"
-        );
-        assert_eq!(
-            airflow("airflow.scheduler_heartbeat"),
-            ("airflow.scheduler_heartbeat".into(), vec![])
-        );
-        assert_eq!(airflow("myapp.requests").0, "myapp.requests");
     }
 
     #[test]
