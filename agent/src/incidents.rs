@@ -1,8 +1,8 @@
 //! The incident book: opens, updates, clears and resolves incidents, keeps
 //! their history, and persists every change in the store.
 //!
-//! Whoever watches a condition (job health today; anomaly groups and static
-//! rules later) calls [`Incidents::raise`] when it starts or worsens and
+//! Whoever watches a condition (job health, anomaly detection, static
+//! rules) calls [`Incidents::raise`] when it starts or worsens and
 //! [`Incidents::clear`] when it is gone; the book resolves an incident once
 //! its condition has been quiet for the configured period
 //! ([`Incidents::tick`]). Operators acknowledge, resolve, annotate and give

@@ -1,32 +1,31 @@
-//! `ward-agent`: the per-node daemon.
+//! `ward-agent`: the per-node daemon and its node-side commands.
 //!
-//! Layout:
-//! - [`api`]: the local HTTP API (Unix socket, TCP opt-in) that the
-//!   dashboard and the CLI read.
-//! - [`store`]: the embedded time-series store on sled (the only module that
-//!   touches sled): series index, compressed chunks, rollups, retention.
-//! - [`collect`]: one module per source (cpu, memory, disk, filesystem,
-//!   network, process, the agent itself); each only produces values, and a
-//!   runner gives each a thread so that none delays another.
-//! - [`budget`]: the agent's own RSS and CPU budget, and the optional work
-//!   it sheds to stay under it.
-//! - [`config`]: the TOML config file, environment overrides, validation.
-//! - [`detect`]: the streaming anomaly detector of one series (k-means on
-//!   shape and level features, causal), and the CSV of `ward-agent detect`.
-//! - [`daemon`]: the running agent: tasks, flush and maintenance timers, and
-//!   the shutdown order.
-//! - [`status`]: the agent's status file, for `ward-agent status`.
-//! - [`incidents`]: the incident book: open, update, clear, resolve,
-//!   acknowledge, notes and feedback, persisted in the store.
-//! - [`jobs`]: data-pipeline jobs: runs from `ward-agent job run`, the job
-//!   events API and the spool, and job health raised as incidents.
-//! - [`rules`]: static rules from the config (filesystem full soon, GPU too
-//!   hot, XID errors), raising the same incidents.
-//! - [`export`]: OTLP export (gRPC or HTTP/protobuf) of metrics from the
-//!   store behind a persisted cursor, incidents and job runs as log
-//!   records; the Prometheus text exposition on /metrics.
-//! - [`notify`], [`outbound`]: notifications, and the outgoing HTTP they
-//!   share with OTLP over HTTP.
+//! Layout, in layers from the bottom: a module names only modules of a
+//! lower layer (`tests/tests/architecture.rs` checks it; docs/architecture.md
+//! draws it).
+//!
+//! 1. Foundations: [`sync`] (the shared-state handle), [`procfs`] (what
+//!    the agent reads of itself), [`outbound`] (outgoing HTTP), [`system`]
+//!    (where the system agent lives).
+//! 2. The store and the agent's own resources: [`store`] (the embedded
+//!    time-series and document store on sled, the only code that touches
+//!    sled), [`budget`] (the RSS and CPU budget and what it sheds),
+//!    [`allocator`] (the memory allocator set up for a long-running agent).
+//! 3. Sources: [`collect`] (one module per source and their runner),
+//!    [`notify`] (webhook, Slack, PagerDuty).
+//! 4. [`incidents`]: the incident book, kept in the store.
+//! 5. What raises incidents: [`jobs`] (job runs, job health, the spool),
+//!    [`detect`] (per-series anomaly detection, grouped into incidents),
+//!    [`rules`] (static rules: filesystems filling, GPU heat, XID errors).
+//! 6. [`job_wrapper`]: `ward-agent job run`, a client of the agent.
+//! 7. What reads the store for others: [`export`] (OTLP and Prometheus),
+//!    [`api`] (the local HTTP API).
+//! 8. The agent's account of itself: [`status`], [`telemetry`] (its own
+//!    `ward.*` series).
+//! 9. [`config`]: what the user wrote, then what it resolves to; each part
+//!    owns its settings type.
+//! 10. [`daemon`]: the running agent, `Agent::start` -> `Running` ->
+//!     `Running::shutdown`.
 
 pub mod allocator;
 pub mod api;
@@ -37,6 +36,7 @@ pub mod daemon;
 pub mod detect;
 pub mod export;
 pub mod incidents;
+pub mod job_wrapper;
 pub mod jobs;
 pub mod notify;
 pub mod outbound;

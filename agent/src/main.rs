@@ -277,7 +277,7 @@ fn main() -> ExitCode {
                 Some(a) => ward_shared::client::Endpoint::parse(&a),
                 None => ward_shared::client::Endpoint::Unix(cfg.api.socket.clone()),
             };
-            let spec = ward_agent::jobs::run::RunSpec {
+            let spec = ward_agent::job_wrapper::RunSpec {
                 name,
                 expect_every,
                 max_duration,
@@ -302,7 +302,7 @@ fn main() -> ExitCode {
                 .build()
             {
                 Ok(rt) => {
-                    let outcome = rt.block_on(ward_agent::jobs::run::run(spec));
+                    let outcome = rt.block_on(ward_agent::job_wrapper::run(spec));
                     ExitCode::from(outcome.exit_code.clamp(0, 255) as u8)
                 }
                 Err(e) => {

@@ -29,6 +29,10 @@ const AGENT: &[(&str, &[&str])] = &[
     ),
     ("the incident book", &["incidents"]),
     ("what raises incidents", &["jobs", "detect", "rules"]),
+    (
+        "the `job run` wrapper, a client of the agent",
+        &["job_wrapper"],
+    ),
     ("what reads the store for others", &["export", "api"]),
     ("the agent's account of itself", &["status", "telemetry"]),
     ("the config, assembling each part's settings", &["config"]),

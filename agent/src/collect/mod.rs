@@ -1,7 +1,9 @@
 //! Collectors: one module per source; each turns what the host says into
-//! values for a tick. They know nothing of the store: a collector declares a
-//! series once (its description) and then refers to it by a small local id,
-//! so that a steady-state tick allocates nothing per sample.
+//! values for a tick, and only that. A collector declares a series once (its
+//! description) and then refers to it by a small local id, so that a
+//! steady-state tick allocates nothing per sample; the runner's writer
+//! hands the values to a [`runner::SampleSink`] (the store, then detection)
+//! and is the only part here that sees the store's errors.
 //!
 //! - [`cpu`] reads /proc/stat, /proc/loadavg, /proc/pressure
 //! - [`memory`] reads /proc/meminfo, /proc/vmstat
@@ -10,7 +12,8 @@
 //! - [`network`] reads /proc/net/dev
 //! - [`gpu`] reads NVIDIA GPUs through NVML, loaded at run time
 //! - [`process`] reads processes by state, the top ones by CPU and memory, cgroups
-//! - [`statsd`] listens for StatsD / DogStatsD packets (Airflow and friends)
+//! - [`statsd`] listens for StatsD / DogStatsD packets (Airflow and friends);
+//!   [`airflow`] reads Airflow's names and DAG runs in them
 //! - [`agent`] reads the agent's own health
 //!
 //! [`runner`] gives each collector a thread of its own, so that a slow or

@@ -12,7 +12,6 @@
 //! | `job:NAME:duration` | the run's duration is out of statistical control ([`spc`]) | a run is in control |
 //! | `job:NAME:records` | records processed (out, else in) are out of control | a run is in control |
 
-pub mod run;
 pub mod spc;
 pub mod spool;
 

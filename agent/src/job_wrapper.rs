@@ -9,7 +9,7 @@
 //! tree when NVML is there.
 //!
 //! Reports go to the agent's API; when it cannot be reached, the run's
-//! events are written to the spool (see [`super::spool`]) and the agent
+//! events are written to the spool (see [`crate::jobs::spool`]) and the agent
 //! takes them in when it is back. The exit code is the command's, or
 //! 128 + the signal number when a signal killed it (as shells do); 127 when
 //! the command could not be started.
@@ -17,6 +17,9 @@
 //! SIGTERM and SIGHUP sent to the wrapper are passed to the command; SIGINT
 //! is not (from a terminal the command gets it already, being in the same
 //! process group), but it does not stop the wrapper from reporting.
+//!
+//! A client of the agent: it runs beside it, not inside it, and reaches it
+//! through the API or the spool only.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -170,7 +173,7 @@ pub async fn run(spec: RunSpec) -> Outcome {
     let spooled = if reporter.pending.is_empty() {
         None
     } else {
-        match super::spool::write(&spec.spool, started, &run_id, &reporter.pending) {
+        match crate::jobs::spool::write(&spec.spool, started, &run_id, &reporter.pending) {
             Ok(path) => Some(path),
             Err(e) => {
                 eprintln!(
