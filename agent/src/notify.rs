@@ -376,7 +376,6 @@ async fn post(
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use ward_shared::incident::{IncidentContext, IncidentSource, IncidentState};
 
     /// A local HTTP receiver: records every request; `/flaky` fails its first
     /// two, `/busy` answers 429 with Retry-After once, `/bad` always 400.
@@ -423,23 +422,14 @@ mod tests {
     }
 
     fn incident(id: u64, severity: Severity) -> Incident {
+        let at = 1_795_305_600_000;
         Incident {
-            id,
-            key: format!("job:etl{id}:failed"),
             title: format!("job etl{id} failed (exit code 2)"),
             severity,
-            state: IncidentState::Open,
-            source: IncidentSource::Job,
-            opened: 1_795_305_600_000,
-            updated: 1_795_305_600_000,
-            peak: 1_795_305_600_000,
-            cleared: None,
-            resolved: None,
-            signals: Vec::new(),
-            context: IncidentContext::default(),
-            notes: Vec::new(),
-            feedback: None,
-            history: Vec::new(),
+            opened: at,
+            updated: at,
+            peak: at,
+            ..ward_shared::fixtures::incident(id, &format!("job:etl{id}:failed"))
         }
     }
 

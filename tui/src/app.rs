@@ -506,28 +506,15 @@ mod tests {
     }
 
     fn incident(id: u64, key: &str, active: bool) -> Incident {
-        use ward_shared::incident::{IncidentContext, IncidentSource, IncidentState, Severity};
+        use ward_shared::incident::IncidentState;
         Incident {
-            id,
-            key: key.into(),
-            title: format!("{key} is wrong"),
-            severity: Severity::Warning,
             state: if active {
                 IncidentState::Open
             } else {
                 IncidentState::Resolved
             },
-            source: IncidentSource::Job,
-            opened: 1000,
-            updated: 1000,
-            peak: 1000,
-            cleared: None,
             resolved: (!active).then_some(2000),
-            signals: Vec::new(),
-            context: IncidentContext::default(),
-            notes: Vec::new(),
-            feedback: None,
-            history: Vec::new(),
+            ..ward_shared::fixtures::incident(id, key)
         }
     }
 

@@ -621,31 +621,16 @@ mod tests {
     #[test]
     fn gpus_with_a_mig_instance_throttling_and_xids() {
         use ward_shared::api::{GpuReading, GpuState, XidEvent};
+        use ward_shared::fixtures;
         let mut app = fixed_app();
         app.view = View::Gpus;
+        // The GPUs view shows power to the watt and names the throttle reasons.
         let h100 = GpuReading {
-            uuid: "GPU-a".into(),
-            name: "NVIDIA H100 80GB HBM3".into(),
-            utilization: Some(0.87),
-            memory_used: Some(40 << 30),
-            memory_total: Some(80 << 30),
-            temperature_c: Some(71.0),
             power_w: Some(512.0),
-            power_limit_w: Some(700.0),
-            sm_clock_hz: Some(1.98e9),
-            ecc_corrected: Some(3),
-            ecc_uncorrected: Some(0),
             throttle: Some(0x1 | 0x20),
-            ..GpuReading::default()
+            ..fixtures::h100("GPU-a")
         };
-        let mig = GpuReading {
-            uuid: "MIG-1".into(),
-            name: "1g.10gb".into(),
-            parent: Some("GPU-a".into()),
-            memory_used: Some(1 << 30),
-            memory_total: Some(10 << 30),
-            ..GpuReading::default()
-        };
+        let mig = fixtures::mig("MIG-1", "GPU-a");
         let xid = XidEvent {
             ts: 1_700_000_000_000,
             gpu: "GPU-a".into(),

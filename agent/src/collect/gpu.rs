@@ -619,49 +619,12 @@ impl GpuSource for FakeGpus {
 mod tests {
     use super::*;
     use crate::collect::testing::Ticks;
-
-    fn h100(uuid: &str) -> GpuReading {
-        GpuReading {
-            uuid: uuid.into(),
-            name: "NVIDIA H100 80GB HBM3".into(),
-            utilization: Some(0.87),
-            memory_controller_utilization: Some(0.4),
-            memory_used: Some(40 << 30),
-            memory_total: Some(80 << 30),
-            temperature_c: Some(71.0),
-            power_w: Some(512.5),
-            power_limit_w: Some(700.0),
-            energy_j: Some(1_000_000.0),
-            sm_clock_hz: Some(1.98e9),
-            memory_clock_hz: Some(2.619e9),
-            throttle: Some(0x4 | 0x20),
-            ecc_corrected: Some(3),
-            ecc_uncorrected: Some(0),
-            retired_single_bit: Some(1),
-            retired_double_bit: Some(0),
-            retirement_pending: Some(false),
-            pcie_tx_bytes_per_s: Some(1000.0),
-            pcie_rx_bytes_per_s: Some(2000.0),
-            processes: vec![GpuProcess {
-                pid: 4242,
-                memory_bytes: Some(30 << 30),
-                sm_utilization: Some(0.8),
-            }],
-            ..GpuReading::default()
-        }
-    }
+    use ward_shared::fixtures::{h100, mig};
 
     #[test]
     fn readings_xids_and_mig_instances_from_the_fake_source() {
         let fake = FakeGpus::default();
-        let mig = GpuReading {
-            uuid: "MIG-1".into(),
-            name: "1g.10gb".into(),
-            parent: Some("GPU-a".into()),
-            memory_used: Some(1 << 30),
-            memory_total: Some(10 << 30),
-            ..GpuReading::default()
-        };
+        let mig = mig("MIG-1", "GPU-a");
         *fake.readings.lock().unwrap() = vec![h100("GPU-a"), mig];
         let source = fake.clone();
         let table = GpuTable::default();

@@ -9,7 +9,7 @@ use crate::incidents::SharedIncidents;
 use crate::store::SharedStore;
 use crate::store::{Store, StoreSettings};
 use ward_shared::incident::IncidentState;
-use ward_shared::incident::{IncidentContext, Severity, Signal};
+use ward_shared::incident::{IncidentContext, Signal};
 use ward_shared::{Labels, SeriesKey};
 
 fn desc(name: &str, kind: MetricKind) -> SeriesDesc {
@@ -276,17 +276,12 @@ fn models_an_older_agent_kept_in_the_store_are_used_and_moved_to_the_models_file
 fn a_false_positive_raises_the_bar_for_its_series_until_taken_back() {
     let mut bank = Bank::new(DetectSettings::default(), "h");
     let incident = |feedback| ward_shared::incident::Incident {
-        id: 1,
-        key: "anomaly:h".into(),
         title: String::new(),
-        severity: Severity::Warning,
         state: ward_shared::incident::IncidentState::Resolved,
         source: IncidentSource::Anomaly,
         opened: 0,
         updated: 0,
         peak: 0,
-        cleared: None,
-        resolved: None,
         signals: vec![Signal {
             what: "test.s1".into(),
             observed: 1.0,
@@ -296,10 +291,8 @@ fn a_false_positive_raises_the_bar_for_its_series_until_taken_back() {
             contribution: 1.0,
             model: String::new(),
         }],
-        context: IncidentContext::default(),
-        notes: Vec::new(),
         feedback,
-        history: Vec::new(),
+        ..ward_shared::fixtures::incident(1, "anomaly:h")
     };
     bank.apply_feedback(&[incident(Some(Feedback::FalsePositive))]);
     assert!(bank.desensitized.contains("test.s1"));
