@@ -82,14 +82,9 @@ impl ProcessesView {
             .visible()
             .into_iter()
             .map(|p| {
-                Row::new(vec![
-                    p.pid.to_string(),
-                    format!("{:.1}%", p.cpu * 100.0),
-                    bytes(p.memory_bytes),
-                    p.user.clone(),
-                    p.name.clone(),
-                    p.command.clone(),
-                ])
+                let mut cells = usage(p);
+                cells.extend([p.name.clone(), p.command.clone()]);
+                Row::new(cells)
             })
             .collect();
         let sort = match self.sort {
@@ -124,17 +119,13 @@ impl ProcessesView {
             .by_cpu
             .iter()
             .map(|p| {
-                Row::new(vec![
-                    p.pid.to_string(),
-                    format!("{:.1}%", p.cpu * 100.0),
-                    bytes(p.memory_bytes),
-                    p.user.clone(),
-                    if p.command.is_empty() {
-                        p.name.clone()
-                    } else {
-                        p.command.clone()
-                    },
-                ])
+                let mut cells = usage(p);
+                cells.push(if p.command.is_empty() {
+                    p.name.clone()
+                } else {
+                    p.command.clone()
+                });
+                Row::new(cells)
             })
             .collect();
         let table = Table::new(
@@ -155,4 +146,15 @@ impl ProcessesView {
         );
         f.render_widget(table, area);
     }
+}
+
+/// A process's pid, CPU, memory and user: the cells every process table
+/// starts with.
+fn usage(p: &ProcessInfo) -> Vec<String> {
+    vec![
+        p.pid.to_string(),
+        format!("{:.1}%", p.cpu * 100.0),
+        bytes(p.memory_bytes),
+        p.user.clone(),
+    ]
 }
