@@ -1,5 +1,9 @@
 //! The `ward-agent` binary, run for real: config checking, the daemon's
 //! start, its refusal to share a data directory, and its shutdown on signals.
+//!
+//! One file of some 870 lines: every test drives the real binary through
+//! the helpers below, and a second test binary would link the whole agent
+//! again (a minute and more of CI on two cores) to share them.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
