@@ -28,7 +28,7 @@ use thiserror::Error;
 use crate::api::ApiSettings;
 use crate::collect::CollectSettings;
 use crate::collect::statsd::StatsdSettings;
-use crate::detect::live::DetectSettings;
+use crate::detect::DetectSettings;
 use crate::export::ExportSettings;
 use crate::incidents::IncidentsSettings;
 use crate::jobs::JobsSettings;

@@ -13,7 +13,7 @@ use super::{AgentSettings, Config, ConfigError, LogSettings};
 use crate::api::{ApiSettings, TlsFiles};
 use crate::collect::statsd::{StatsdLimits, StatsdSettings};
 use crate::collect::{CollectSettings, CollectorKind, HostPaths};
-use crate::detect::live::DetectSettings;
+use crate::detect::DetectSettings;
 use crate::export::ExportSettings;
 use crate::incidents::IncidentsSettings;
 use crate::jobs::{HealthSettings, JobsSettings};

@@ -44,6 +44,8 @@ pub mod csv;
 pub mod live;
 pub mod names;
 
+pub use bank::DetectSettings;
+
 use std::collections::VecDeque;
 
 use linfa::prelude::*;

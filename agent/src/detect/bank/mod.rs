@@ -18,10 +18,62 @@ use tracing::{debug, warn};
 use ward_shared::incident::{Feedback, IncidentSource};
 use ward_shared::{MetricKind, Sample, SeriesDesc, SeriesId, TimestampMs};
 
-use super::live::DetectSettings;
-use super::{Detector, Saved, SavedError};
+use super::{Detector, Params, Saved, SavedError};
 use crate::store::{Collection, SharedStore};
 use kept::Kept;
+
+/// How live detection decides.
+#[derive(Debug, Clone)]
+pub struct DetectSettings {
+    pub params: Params,
+    /// Score at which a sample is an anomaly.
+    pub threshold: f64,
+    /// Series with anomalies within the group window that open an incident.
+    pub min_series: usize,
+    pub group_window_ms: i64,
+    /// Time without anomalies after which the incident's condition is cleared.
+    pub quiet_ms: i64,
+    /// Most series scored; more are left unscored and counted. See
+    /// [`DetectSettings::within`].
+    pub max_series: usize,
+    /// Most training time per second of samples; trainings past it wait.
+    pub training_budget: Duration,
+}
+
+/// Most series scored whatever the memory budget: beyond it, scoring every
+/// series every second would cost more CPU than the agent is meant to use.
+const MAX_SCORED: usize = 2000;
+
+impl DetectSettings {
+    /// The defaults, scoring as many series as fit in half of the agent's
+    /// memory budget once every detector's history is full (about 21 KB
+    /// each, both views: 2,000 series fit in half of 100 MiB), and never
+    /// more than 2,000.
+    pub fn within(budget_rss: u64) -> Self {
+        let params = Params::default();
+        let each = (Detector::full_bytes(&params) + std::mem::size_of::<Watched>() + 256) as u64;
+        let fits = usize::try_from(budget_rss / 2 / each).unwrap_or(usize::MAX);
+        Self {
+            max_series: fits.clamp(1, MAX_SCORED),
+            params,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        Self {
+            params: Params::default(),
+            threshold: 0.6,
+            min_series: 3,
+            group_window_ms: 30_000,
+            quiet_ms: 120_000,
+            max_series: MAX_SCORED,
+            training_budget: Duration::from_millis(20),
+        }
+    }
+}
 
 /// What the bank knows of a series.
 pub(in crate::detect) struct Watched {
