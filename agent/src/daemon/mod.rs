@@ -182,7 +182,9 @@ impl Agent {
         // Export.
         let export_stop = CancellationToken::new();
         let export = config.export.as_ref().and_then(|settings| {
-            match crate::export::start(settings.clone(), store.clone(), export_stop.clone()) {
+            let health = crate::telemetry::exporter_series(store.clone(), &host);
+            match crate::export::start(settings.clone(), store.clone(), export_stop.clone(), health)
+            {
                 Ok((task, stats)) => Some((task, stats, settings.clone())),
                 Err(e) => {
                     error!(error = %e, "otlp export unavailable");

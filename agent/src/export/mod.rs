@@ -161,11 +161,16 @@ pub fn endpoint_for_humans(uri: &hyper::Uri) -> String {
     )
 }
 
+/// Where the exporter's health goes after each round: the agent writes it
+/// as its own series (`crate::telemetry::exporter_series`).
+pub type HealthSink = Box<dyn FnMut(TimestampMs, &ExportStats) + Send>;
+
 /// Starts the exporter on the runtime; it runs until `stop`.
 pub fn start(
     settings: ExportSettings,
     store: SharedStore,
     stop: CancellationToken,
+    health: HealthSink,
 ) -> Result<(tokio::task::JoinHandle<()>, Arc<ExportStats>), String> {
     let sender = Sender::new(&settings)?;
     let stats = Arc::new(ExportStats::default());
@@ -177,7 +182,7 @@ pub fn start(
             sender,
             stats: stats.clone(),
             starts: HashMap::new(),
-            health_series: None,
+            health,
             stop,
         }
         .run(),
@@ -194,8 +199,7 @@ struct Exporter {
     stats: Arc<ExportStats>,
     /// Counters' start times and last values, for cumulative sums.
     starts: HashMap<SeriesId, otlp::CounterStart>,
-    /// lag, backlog, points sent, logs sent, failures.
-    health_series: Option<[SeriesId; 5]>,
+    health: HealthSink,
     stop: CancellationToken,
 }
 
@@ -464,60 +468,10 @@ impl Exporter {
         }
     }
 
-    /// `ward.exporter.*`: lag, backlog, points and logs sent, failures.
+    /// The exporter's health as series (`ward.exporter.*`, see
+    /// `crate::telemetry`), after every round and every failed try.
     fn write_health(&mut self) {
-        let now = now_ms();
-        let mut st = self.store.lock();
-        let ids = match self.health_series {
-            Some(ids) => ids,
-            None => {
-                let labels = [
-                    ("host.name", self.settings.host.as_str()),
-                    ("exporter", "otlp"),
-                ];
-                let key = |name: &str| crate::collect::key(name, &labels);
-                let started = now;
-                let descs = [
-                    SeriesDesc::gauge(key("ward.exporter.lag"), "s"),
-                    SeriesDesc::gauge(key("ward.exporter.backlog"), "{point}"),
-                    SeriesDesc::counter(key("ward.exporter.points.sent"), "{point}", started),
-                    SeriesDesc::counter(key("ward.exporter.logs.sent"), "{record}", started),
-                    SeriesDesc::counter(key("ward.exporter.failures"), "{request}", started),
-                ];
-                let mut ids = [SeriesId(0); 5];
-                for (slot, desc) in ids.iter_mut().zip(descs) {
-                    match st.register(desc) {
-                        Ok(id) => *slot = id,
-                        Err(e) => {
-                            warn!(error = %e, "cannot register the exporter's series");
-                            return;
-                        }
-                    }
-                }
-                self.health_series = Some(ids);
-                ids
-            }
-        };
-        let s = &self.stats;
-        let values = [
-            s.lag_seconds(now),
-            s.backlog.load(Ordering::Relaxed) as f64,
-            s.points_sent.load(Ordering::Relaxed) as f64,
-            s.logs_sent.load(Ordering::Relaxed) as f64,
-            s.failures.load(Ordering::Relaxed) as f64,
-        ];
-        let samples: Vec<Sample> = ids
-            .iter()
-            .zip(values)
-            .map(|(&series, value)| Sample {
-                series,
-                ts: now,
-                value,
-            })
-            .collect();
-        if let Err(e) = st.append(&samples) {
-            warn!(error = %e, "cannot store the exporter's series");
-        }
+        (self.health)(now_ms(), &self.stats);
     }
 }
 
