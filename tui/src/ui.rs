@@ -344,22 +344,11 @@ mod tests {
                 ],
             },
             Incident {
-                id: 11,
-                key: "job:ingest:records".into(),
                 title: "job ingest processed 120000 (one run beyond 3 sigma), expected 978342 to 1061658 from 13 runs".into(),
-                severity: Severity::Warning,
-                state: IncidentState::Open,
-                source: IncidentSource::Job,
                 opened: t(13, 15),
                 updated: t(13, 15),
                 peak: t(13, 15),
-                cleared: None,
-                resolved: None,
-                signals: Vec::new(),
-                context: IncidentContext::default(),
-                notes: Vec::new(),
-                feedback: None,
-                history: Vec::new(),
+                ..ward_shared::fixtures::incident(11, "job:ingest:records")
             },
         ]));
         let run = |run: &str, started, secs: Option<f64>, status, exit| JobRun {

@@ -41,7 +41,7 @@
 //!   'S' series:u32be              -> JSON SeriesDesc (name, labels, kind, unit, precision)
 //!   'C' tier:u8 window:u64be offset:u64be (of the first chunk of one append to the
 //!                                 tier's block file for that window: a seal's, mostly)
-//!                                 -> for each chunk of that append (see codec.rs),
+//!                                 -> for each chunk of that append (see codec/),
 //!                                    series:u32le first_ts:i64le (of its first row)
 //!                                    offset:u64le len:u32le crc32:u32le (see index.rs)
 //!        tier 0 raw samples,   window 30 min (more than one chunk if the agent restarted)
