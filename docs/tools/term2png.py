@@ -102,7 +102,9 @@ def render(rows, out):
     font = ImageFont.truetype(FONT, SIZE)
     bold = ImageFont.truetype(BOLD, SIZE)
     cw = round(font.getlength("M"))
-    ch = round(SIZE * 1.25)
+    # A cell as tall as the font, so box-drawing and block characters join.
+    ascent, descent = font.getmetrics()
+    ch = ascent + descent
     width = max(len(r) for r in rows)
     img = Image.new("RGB", (width * cw + 16, len(rows) * ch + 16), BG)
     draw = ImageDraw.Draw(img)
@@ -112,7 +114,7 @@ def render(rows, out):
             if b != BG:
                 draw.rectangle([left, top, left + cw - 1, top + ch - 1], fill=b)
             if c != " ":
-                draw.text((left, top + 1), c, font=bold if is_bold else font, fill=f)
+                draw.text((left, top), c, font=bold if is_bold else font, fill=f)
     img.save(out)
 
 
