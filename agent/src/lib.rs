@@ -6,7 +6,7 @@
 //!
 //! 1. Foundations: [`sync`] (the shared-state handle), [`procfs`] (what
 //!    the agent reads of itself), [`outbound`] (outgoing HTTP), [`system`]
-//!    (where the system agent lives).
+//!    (the host: its name, and where the system agent lives).
 //! 2. The store and the agent's own resources: [`store`] (the embedded
 //!    time-series and document store on sled, the only code that touches
 //!    sled), [`budget`] (the RSS and CPU budget and what it sheds),

@@ -1,4 +1,5 @@
-//! The system agent: the one the Debian package's service runs, with its API
+//! The host the agent runs on: its name, and the system agent, the one the
+//! Debian package's service runs, with its API
 //! socket and data directory where `packaging/systemd/ward-agent.service`
 //! puts them. Commands told nothing about which agent to use (no `--agent`,
 //! `--config` or `--data-dir`, no `WARD_API_SOCKET` or `WARD_AGENT_DATA_DIR`)
@@ -9,6 +10,16 @@
 use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+
+/// This host's name: the kernel's, else `$HOSTNAME`, else "localhost".
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
 
 /// Where an agent whose data directory is `data_dir` writes its status.
 pub fn status_path(data_dir: &Path) -> PathBuf {

@@ -49,7 +49,7 @@ impl RawConfig {
             PathBuf::from(&a.data_dir)
         };
         let host_name = if a.host_name.is_empty() {
-            system_host_name()
+            crate::system::host_name()
         } else {
             a.host_name.clone()
         };
@@ -362,13 +362,4 @@ impl RawConfig {
             },
         })
     }
-}
-
-fn system_host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
 }
