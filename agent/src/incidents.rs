@@ -5,7 +5,9 @@
 //! rules) calls [`Incidents::raise`] when it starts or worsens and
 //! [`Incidents::clear`] when it is gone; the book resolves an incident once
 //! its condition has been quiet for the configured period
-//! ([`Incidents::tick`]). Operators acknowledge, resolve, annotate and give
+//! ([`Incidents::tick`]). A raise at a higher severity escalates the
+//! incident (and notifies); at a lower one the incident goes back down,
+//! said in its history. Operators acknowledge, resolve, annotate and give
 //! feedback through the API. One active incident per key: raising a key that
 //! is active updates it, raising one that was resolved opens a new incident.
 
@@ -203,6 +205,15 @@ impl Incidents {
                     now,
                     AGENT,
                     &format!("severity raised to {}", r.severity.word()),
+                ));
+                i.severity = r.severity;
+            } else if r.severity < i.severity {
+                // The condition eased (a filesystem filling more slowly):
+                // said in the history, not paged.
+                i.history.push(event(
+                    now,
+                    AGENT,
+                    &format!("severity lowered to {}", r.severity.word()),
                 ));
                 i.severity = r.severity;
             }

@@ -252,7 +252,9 @@ impl Default for RawDetect {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRules {
-    /// Raise when a filesystem would fill within this at the last hour's rate; "" turns it off.
+    /// Raise when a filesystem would fill within this at the last six hours'
+    /// rate and is under 40% free (critical within a sixth of it and under
+    /// 15% free); "" turns it off.
     pub filesystem_full_within: Off<DurationIn<MINUTE_MS, { 366 * DAY_MS }>>,
     /// Raise when a GPU is hotter than this, in °C; 0 turns it off.
     pub gpu_max_temperature: f64,

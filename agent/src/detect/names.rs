@@ -1,9 +1,13 @@
 //! Series as people name them in an incident title: `system.disk.io
 //! {direction="write",system.device="nvme0n1"}` is "disk writes on nvme0n1".
+//! A series with no phrase of its own is its metric followed by the values
+//! of its labels, without the host's name (the title says the host):
+//! `myapp.requests{host.name="db-7",route="/a"}` is "myapp.requests (/a)".
 
 use ward_shared::SeriesKey;
 
-/// A short phrase for a series; the key itself when no better is known.
+/// A short phrase for a series; its metric and label values when no better
+/// is known.
 pub fn human(key: &SeriesKey) -> String {
     let l = |k: &str| key.labels.get(k).unwrap_or("").to_string();
     let device = l("system.device");
@@ -55,6 +59,9 @@ pub fn human(key: &SeriesKey) -> String {
         "system.filesystem.usage" | "system.filesystem.utilization" => {
             on("filesystem space", &l("system.filesystem.mountpoint"))
         }
+        "system.filesystem.inodes.usage" => {
+            on("filesystem inodes", &l("system.filesystem.mountpoint"))
+        }
         "system.linux.context_switches" => "context switches".to_string(),
         "system.linux.interrupts" => "interrupts".to_string(),
         "system.linux.processes.created" => "process creation".to_string(),
@@ -71,7 +78,23 @@ pub fn human(key: &SeriesKey) -> String {
                 .replace(['.', '_'], " ");
             on(&format!("GPU {what}"), &l("hw.id"))
         }
-        _ => key.to_string(),
+        _ => metric_and_values(key),
+    }
+}
+
+/// `myapp.requests (/a, GET)`: the metric, then the values that tell its
+/// series apart; the host's name is left to the title.
+fn metric_and_values(key: &SeriesKey) -> String {
+    let values: Vec<&str> = key
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != "host.name")
+        .map(|(_, v)| v)
+        .collect();
+    if values.is_empty() {
+        key.name.clone()
+    } else {
+        format!("{} ({})", key.name, values.join(", "))
     }
 }
 
@@ -135,8 +158,22 @@ mod tests {
             "GPU temperature on GPU-1"
         );
         assert_eq!(
-            k("myapp.requests", &[("route", "/a")]),
-            r#"myapp.requests{route="/a"}"#
+            k(
+                "system.filesystem.inodes.usage",
+                &[
+                    ("host.name", "vm"),
+                    ("system.device", "/dev/vda"),
+                    ("system.filesystem.mountpoint", "/"),
+                    ("system.filesystem.state", "free"),
+                    ("system.filesystem.type", "ext4")
+                ]
+            ),
+            "filesystem inodes on /"
         );
+        assert_eq!(
+            k("myapp.requests", &[("host.name", "db-7"), ("route", "/a")]),
+            "myapp.requests (/a)"
+        );
+        assert_eq!(k("myapp.up", &[("host.name", "db-7")]), "myapp.up");
     }
 }

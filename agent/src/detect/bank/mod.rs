@@ -88,6 +88,9 @@ pub(in crate::detect) struct Watched {
     mean: f64,
     var: f64,
     seen: u64,
+    /// What its values can be (see [`bounds`]): the expected range stays
+    /// inside.
+    bounds: (f64, f64),
 }
 
 /// One anomalous sample.
@@ -133,6 +136,23 @@ impl std::fmt::Debug for Bank {
             .field("series", &self.series.len())
             .field("flags", &self.flags.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a series' values can be, by its kind, name and unit: a counter's
+/// rate, and an amount of bytes, time, energy, power, frequency or things,
+/// is never negative; a utilization is a share of one.
+fn bounds(desc: &SeriesDesc) -> (f64, f64) {
+    let unit = desc.unit.as_str();
+    if unit == "1" && desc.key.name.ends_with(".utilization") {
+        return (0.0, 1.0);
+    }
+    let amount = matches!(unit, "By" | "By/s" | "s" | "ms" | "J" | "W" | "Hz")
+        || (unit.starts_with('{') && unit.ends_with('}'));
+    if desc.kind == MetricKind::Counter || amount {
+        (0.0, f64::INFINITY)
+    } else {
+        (f64::NEG_INFINITY, f64::INFINITY)
     }
 }
 
@@ -258,6 +278,7 @@ impl Bank {
                 mean: 0.0,
                 var: 0.0,
                 seen: 0,
+                bounds: bounds(desc),
             },
         );
     }
@@ -282,7 +303,11 @@ impl Bank {
             };
             let expected = if w.seen >= 60 {
                 let sd = w.var.sqrt();
-                (w.mean - 3.0 * sd, w.mean + 3.0 * sd)
+                let (low, high) = w.bounds;
+                (
+                    (w.mean - 3.0 * sd).clamp(low, high),
+                    (w.mean + 3.0 * sd).clamp(low, high),
+                )
             } else {
                 (f64::NEG_INFINITY, f64::INFINITY)
             };

@@ -299,3 +299,88 @@ fn a_false_positive_raises_the_bar_for_its_series_until_taken_back() {
     bank.apply_feedback(&[incident(Some(Feedback::Confirmed))]);
     assert!(bank.desensitized.is_empty(), "reversible");
 }
+
+/// A bursty byte counter (0 and 2000 By/s in turn: mean minus 3 sigma is
+/// below zero) and a utilization near 0.95 (mean plus 3 sigma is above
+/// one): when they misbehave, the incident's expected ranges stay within
+/// what the quantities can be.
+#[test]
+fn expected_ranges_respect_what_a_metric_can_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
+    let incidents = SharedIncidents::new(Incidents::open(store, 60_000).unwrap());
+    let settings = DetectSettings {
+        params: Params {
+            warm_up: 120,
+            train_window: 300,
+            retrain_every: 150,
+            models: 3,
+            ..Params::default()
+        },
+        ..DetectSettings::default()
+    };
+    let mut bank = Bank::new(settings, "h");
+    bank.describe(SeriesId(0), &desc("test.bytes", MetricKind::Counter));
+    bank.describe(
+        SeriesId(1),
+        &desc("test.cpu.utilization", MetricKind::Gauge),
+    );
+    bank.describe(SeriesId(2), &desc("test.level", MetricKind::Gauge));
+    let context = IncidentContext::default;
+    let mut counter = 0.0;
+    for t in 0..600i64 {
+        let jump = (480..485).contains(&t);
+        counter += if jump {
+            90_000.0
+        } else if t % 2 == 0 {
+            2000.0
+        } else {
+            0.0
+        };
+        let utilization = if jump {
+            0.05
+        } else {
+            0.95 + 0.03 * ((t as f64) / 3.0).sin()
+        };
+        let level = 50.0 + ((t as f64) / 30.0).sin() + if jump { 150.0 } else { 0.0 };
+        let ts = t * 1000;
+        bank.score(&[
+            Sample {
+                series: SeriesId(0),
+                ts,
+                value: counter,
+            },
+            Sample {
+                series: SeriesId(1),
+                ts,
+                value: utilization,
+            },
+            Sample {
+                series: SeriesId(2),
+                ts,
+                value: level,
+            },
+        ]);
+        bank.group(ts, &incidents, &context);
+    }
+    let all = incidents.lock().list(true);
+    let signal = |what: &str| {
+        all.iter()
+            .flat_map(|i| &i.signals)
+            .find(|s| s.what == what)
+            .cloned()
+            .unwrap_or_else(|| panic!("no signal for {what}: {all:#?}"))
+    };
+    let bytes = signal("test.bytes");
+    assert_eq!(bytes.expected_low, Some(0.0), "a rate of bytes: {bytes:?}");
+    let utilization = signal("test.cpu.utilization");
+    assert!(
+        utilization.expected_high.is_some_and(|h| h <= 1.0),
+        "a share of one: {utilization:?}"
+    );
+    let level = signal("test.level");
+    assert!(
+        level.expected_low.is_some_and(|l| l > 0.0 && l < 50.0),
+        "{level:?}"
+    );
+}
