@@ -114,13 +114,10 @@ fn run(gzip: bool) {
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     rt.block_on(async {
-        let (task, stats) =
-            {
-                // The exporter's own series, written as the agent writes them.
-                let health = ward_agent::telemetry::exporter_series(store.clone(), "bench");
-                ward_agent::export::start(settings, store.clone(), stop.clone(), health)
-                    .expect("exporter")
-            };
+        // The exporter's own series, written as the agent writes them.
+        let health = ward_agent::telemetry::exporter_series(store.clone(), "bench");
+        let (task, stats) = ward_agent::export::start(settings, store.clone(), stop.clone(), health)
+            .expect("exporter");
         while sink.counts.points.load(Ordering::Relaxed) < total {
             assert!(
                 t0.elapsed() < Duration::from_secs(300),

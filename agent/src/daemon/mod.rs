@@ -66,6 +66,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     outcome
 }
 
+/// The handles the agent's parts share, for the parts that start with them.
+#[derive(Debug)]
+struct Parts {
+    store: SharedStore,
+    incidents: SharedIncidents,
+    jobs: SharedJobs,
+    processes: ProcessTable,
+    gpus: GpuTable,
+}
+
 /// The agent before it runs: [`Agent::start`] is the way in.
 #[derive(Debug)]
 pub struct Agent;
@@ -126,6 +136,13 @@ impl Agent {
             config.agent.budget_cpu,
         ));
         let shed = budget.lock().shed.clone();
+        let parts = Parts {
+            store: store.clone(),
+            incidents: incidents.clone(),
+            jobs: jobs.clone(),
+            processes: processes.clone(),
+            gpus: gpus.clone(),
+        };
 
         // Collectors and detection.
         let mut all = collectors::host_collectors(&config, &store, &processes, &gpus, &shed);
@@ -133,11 +150,10 @@ impl Agent {
             all.push(c);
             (counts, addr)
         });
-        let detection = config.detect.clone().and_then(|settings| {
-            start_detection(
-                settings, &host, &store, &incidents, &jobs, &processes, &gpus, &shed,
-            )
-        });
+        let detection = config
+            .detect
+            .clone()
+            .and_then(|settings| start_detection(settings, &host, &parts, &shed));
         let sink = sink::DetectingSink {
             store: store.clone(),
             feed: detection.as_ref().map(|(feed, _)| feed.clone()),
@@ -214,18 +230,7 @@ impl Agent {
 
         // The API, then the status timer.
         let api_stop = CancellationToken::new();
-        let api = start_api(
-            &config,
-            &credentials,
-            &store,
-            &processes,
-            &gpus,
-            &incidents,
-            &jobs,
-            &status,
-            &api_stop,
-        )
-        .await;
+        let api = start_api(&config, &credentials, &parts, &status, &api_stop).await;
         tracker.spawn(timer(timers::STATUS_EVERY, {
             let status = status.clone();
             Box::new(move || {
@@ -263,30 +268,25 @@ impl Running {
 
 /// The API's servers: the Unix socket, TCP when configured, and the
 /// Prometheus endpoint. One that cannot bind is logged; the agent runs on.
-#[allow(clippy::too_many_arguments)]
 async fn start_api(
     config: &Config,
     credentials: &Credentials,
-    store: &SharedStore,
-    processes: &ProcessTable,
-    gpus: &GpuTable,
-    incidents: &SharedIncidents,
-    jobs: &SharedJobs,
+    parts: &Parts,
     status: &Arc<StatusSources>,
     stop: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let state = crate::api::ApiState {
-        store: store.clone(),
-        processes: processes.clone(),
-        gpus: gpus.clone(),
+        store: parts.store.clone(),
+        processes: parts.processes.clone(),
+        gpus: parts.gpus.clone(),
         status: {
             let status = status.clone();
             Arc::new(move || status.build("running"))
         },
         host: config.agent.host_name.clone(),
-        incidents: incidents.clone(),
-        jobs: jobs.clone(),
+        incidents: parts.incidents.clone(),
+        jobs: parts.jobs.clone(),
     };
     let guard = |transport| crate::api::auth::Guard {
         tokens: credentials.tokens.clone(),
@@ -310,7 +310,7 @@ async fn start_api(
         None => drop(router),
     }
     if let Some(addr) = &config.prometheus {
-        let router = crate::export::prometheus::router(store.clone());
+        let router = crate::export::prometheus::router(parts.store.clone());
         match crate::api::serve_tcp(addr, router, stop.clone(), None).await {
             Ok(task) => {
                 info!(%addr, "prometheus metrics on /metrics");
@@ -324,19 +324,18 @@ async fn start_api(
 
 /// Starts the detection thread, with what incidents say was going on and
 /// where the host anomaly rate is written.
-#[allow(clippy::too_many_arguments)]
 fn start_detection(
     settings: DetectSettings,
     host: &str,
-    store: &SharedStore,
-    incidents: &SharedIncidents,
-    jobs: &SharedJobs,
-    processes: &ProcessTable,
-    gpus: &GpuTable,
+    parts: &Parts,
     shed: &Arc<Shed>,
 ) -> Option<(Feed, std::thread::JoinHandle<()>)> {
     let context = {
-        let (jobs, processes, gpus) = (jobs.clone(), processes.clone(), gpus.clone());
+        let (jobs, processes, gpus) = (
+            parts.jobs.clone(),
+            parts.processes.clone(),
+            parts.gpus.clone(),
+        );
         Box::new(move || IncidentContext {
             jobs: jobs.lock().running_now(),
             processes: processes
@@ -357,13 +356,13 @@ fn start_detection(
                 .collect(),
         })
     };
-    let rate = crate::telemetry::anomaly_rate_writer(store.clone(), host);
+    let rate = crate::telemetry::anomaly_rate_writer(parts.store.clone(), host);
     match crate::detect::live::start(
         settings,
         host,
-        store.clone(),
+        parts.store.clone(),
         shed.clone(),
-        incidents.clone(),
+        parts.incidents.clone(),
         context,
         rate,
     ) {
