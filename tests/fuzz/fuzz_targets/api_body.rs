@@ -17,7 +17,7 @@ use ward_agent::config::Config;
 use ward_agent::store::SharedStore;
 use ward_agent::incidents::{Incidents, SharedIncidents};
 use ward_agent::jobs::{JobBook, SharedJobs};
-use ward_agent::store::{Store, StoreOptions};
+use ward_agent::store::{Store, StoreSettings};
 use ward_shared::status::{AgentStatus, JobsHealth, StoreHealth};
 
 const ROUTES: [&str; 6] = [
@@ -41,7 +41,7 @@ fn agent() -> &'static Agent {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = Config::parse("", "defaults", Vec::new()).expect("the default config");
         let store =
-            SharedStore::new(Store::open(dir.path(), StoreOptions::default()).expect("a store"));
+            SharedStore::new(Store::open(dir.path(), StoreSettings::default()).expect("a store"));
         let incidents = SharedIncidents::new(
             Incidents::open(store.clone(), 300_000).expect("the incident book"),
         );
