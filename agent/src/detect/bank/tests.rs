@@ -20,15 +20,18 @@ fn desc(name: &str, kind: MetricKind) -> SeriesDesc {
     }
 }
 
-/// Ten quiet series for 12 minutes at 1 s; at minute 8, three of them
-/// jump together for a few seconds.
-#[test]
-fn anomalies_that_start_together_become_one_incident_that_explains_itself() {
+/// An incident book on a store in a directory of its own (kept while the
+/// test runs).
+fn incident_book() -> (tempfile::TempDir, SharedIncidents) {
     let dir = tempfile::tempdir().unwrap();
     let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
     let incidents = SharedIncidents::new(Incidents::open(store, 60_000).unwrap());
-    // Smaller models than the agent's, for a test that runs in seconds.
-    let settings = DetectSettings {
+    (dir, incidents)
+}
+
+/// Smaller models than the agent's, for a test that runs in seconds.
+fn three_small_models() -> DetectSettings {
+    DetectSettings {
         params: Params {
             warm_up: 120,
             train_window: 300,
@@ -37,8 +40,15 @@ fn anomalies_that_start_together_become_one_incident_that_explains_itself() {
             ..Params::default()
         },
         ..DetectSettings::default()
-    };
-    let mut bank = Bank::new(settings, "db-7");
+    }
+}
+
+/// Ten quiet series for 12 minutes at 1 s; at minute 8, three of them
+/// jump together for a few seconds.
+#[test]
+fn anomalies_that_start_together_become_one_incident_that_explains_itself() {
+    let (_dir, incidents) = incident_book();
+    let mut bank = Bank::new(three_small_models(), "db-7");
     for i in 0..10u32 {
         let kind = if i == 0 {
             MetricKind::Counter
@@ -306,20 +316,8 @@ fn a_false_positive_raises_the_bar_for_its_series_until_taken_back() {
 /// what the quantities can be.
 #[test]
 fn expected_ranges_respect_what_a_metric_can_be() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SharedStore::new(Store::open(dir.path(), StoreSettings::default()).unwrap());
-    let incidents = SharedIncidents::new(Incidents::open(store, 60_000).unwrap());
-    let settings = DetectSettings {
-        params: Params {
-            warm_up: 120,
-            train_window: 300,
-            retrain_every: 150,
-            models: 3,
-            ..Params::default()
-        },
-        ..DetectSettings::default()
-    };
-    let mut bank = Bank::new(settings, "h");
+    let (_dir, incidents) = incident_book();
+    let mut bank = Bank::new(three_small_models(), "h");
     bank.describe(SeriesId(0), &desc("test.bytes", MetricKind::Counter));
     bank.describe(
         SeriesId(1),
