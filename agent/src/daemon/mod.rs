@@ -102,9 +102,9 @@ pub struct Running {
 
 impl Agent {
     /// Opens the store and the books and starts every part the config turns
-    /// on. Only the store and the books are fatal: a part that cannot start
-    /// (the API's socket, the StatsD port, the exporter, detection) is
-    /// logged and the agent runs without it.
+    /// on. Only the API's TLS and token files, the store and the books are
+    /// fatal: a part that cannot start (the API's socket, the StatsD port,
+    /// the exporter, detection) is logged and the agent runs without it.
     pub async fn start(config: Config) -> Result<Running, DaemonError> {
         let host = config.agent.host_name.clone();
         // The API's files first: a bad one stops the agent before it opens anything.
